@@ -1,0 +1,90 @@
+"""The local-kernel protocol: a frozen config object plus pure one-chain functions.
+
+A kernel is a frozen dataclass holding *initial* values only (e.g. a step size). Adaptable
+values live in a ``*Params`` NamedTuple of arrays, so adapting them never recompiles.
+Every kernel state is a NamedTuple whose first two fields are ``position`` and ``log_prob``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree, Space
+
+__all__ = ["AbstractLocalKernel", "Adaptation", "StepInfo", "no_adaptation"]
+
+
+class StepInfo(NamedTuple):
+    """Per-step diagnostics shared by every kernel and by the global move.
+
+    Attributes:
+        acceptance_prob: ``()`` float in [0, 1], min(1, exp(log_ratio)); 0 for non-finite ratios.
+        is_accepted: ``()`` bool.
+    """
+
+    acceptance_prob: Array
+    is_accepted: Array
+
+
+class Adaptation(NamedTuple):
+    """Pure functions that tune a kernel's params during the training loops.
+
+    Attributes:
+        init: ``(params) -> adapt_state``.
+        update: ``(adapt_state, positions (n_chains, n_dim), infos: StepInfo batched over
+            chains) -> adapt_state``; called after every local step while adapting.
+        current: ``(adapt_state) -> params`` used for the next step while adapting.
+        final: ``(adapt_state) -> params`` frozen for production.
+    """
+
+    init: Callable[[PyTree], PyTree]
+    update: Callable[[PyTree, Array, StepInfo], PyTree]
+    current: Callable[[PyTree], PyTree]
+    final: Callable[[PyTree], PyTree]
+
+
+def no_adaptation() -> Adaptation:
+    """An `Adaptation` that leaves the params unchanged (e.g. for ``SiteFlip``)."""
+    return Adaptation(
+        init=lambda params: params,
+        update=lambda state, positions, infos: state,
+        current=lambda state: state,
+        final=lambda state: state,
+    )
+
+
+class AbstractLocalKernel(abc.ABC):
+    """A Markov kernel that updates one chain and leaves the target invariant.
+
+    Concrete kernels are frozen dataclasses; every method works on ONE chain and is
+    vmapped over chains by `flowmc_like.loop` only.
+    """
+
+    space: ClassVar[Space]
+    target_acceptance: ClassVar[float]
+
+    @abc.abstractmethod
+    def init_params(self, n_dim: int) -> PyTree:
+        """Initial params (NamedTuple of arrays) from the config's initial values."""
+
+    @abc.abstractmethod
+    def init(self, position: Array, log_prob_fn: LogProbFn) -> Any:
+        """Kernel state for one chain at ``position`` ``(n_dim,)``."""
+
+    @abc.abstractmethod
+    def step(
+        self, key: PRNGKey, state: Any, log_prob_fn: LogProbFn, params: PyTree
+    ) -> tuple[Any, StepInfo]:
+        """One transition of one chain; returns the new state and its `StepInfo`."""
+
+    @abc.abstractmethod
+    def adaptation(self, n_dim: int, window_size: int) -> Adaptation:
+        """The adaptation used in training loops.
+
+        Args:
+            n_dim: dimension of one position.
+            window_size: number of adapting steps per local phase (``n_local_steps``);
+                windowed estimators (e.g. HMC's mass matrix) close a window after this many.
+        """
