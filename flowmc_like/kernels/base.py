@@ -80,11 +80,19 @@ class AbstractLocalKernel(abc.ABC):
         """One transition of one chain; returns the new state and its `StepInfo`."""
 
     @abc.abstractmethod
-    def adaptation(self, n_dim: int, window_size: int) -> Adaptation:
+    def adaptation(
+        self,
+        n_dim: int,
+        window_size: int,
+        n_chains: int | None = None,
+        n_windows: int | None = None,
+    ) -> Adaptation:
         """The adaptation used in training loops.
 
         Args:
             n_dim: dimension of one position.
             window_size: number of adapting steps per local phase (``n_local_steps``);
                 windowed estimators (e.g. HMC's mass matrix) close a window after this many.
+            n_chains: number of chains, for estimators that track each chain (HMC's mass).
+            n_windows: number of adapting local phases in the run (``n_training_loops``).
         """

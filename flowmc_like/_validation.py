@@ -1,0 +1,143 @@
+"""Every check of user input, raised before anything is compiled.
+
+Messages name the argument and say what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "check_callable",
+    "check_key",
+    "check_log_prob_output",
+    "check_nonnegative_int",
+    "check_position_values",
+    "check_positive_float",
+    "check_positive_int",
+]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` if it is an int >= 1, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int; got {_describe(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive int (>= 1); got {value}")
+    return int(value)
+
+
+def check_nonnegative_int(name: str, value: Any) -> int:
+    """Return ``value`` if it is an int >= 0, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative int; got {_describe(value)}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int (>= 0); got {value}")
+    return int(value)
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite number > 0, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive finite number; got {_describe(value)}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {value}")
+    return float(value)
+
+
+def check_callable(name: str, value: Any) -> Callable[..., Any]:
+    """Return ``value`` if it is callable, else raise naming ``name``."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable; got {type(value).__name__}")
+    return value
+
+
+def check_key(key: Any) -> jax.Array:
+    """Accept a typed key (``jax.random.key``) or a raw uint32 ``(2,)`` key."""
+    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"key must be a single PRNG key; got a batch of shape {key.shape}")
+        return key
+    array = np.asarray(key) if isinstance(key, jax.Array | np.ndarray) else None
+    if array is not None and array.dtype == np.uint32 and array.shape == (2,):
+        return jnp.asarray(array)
+    raise TypeError(
+        "key must be a JAX PRNG key from jax.random.key(seed) (or jax.random.PRNGKey(seed)); "
+        f"got {_describe(key)}"
+    )
+
+
+def check_position_values(
+    positions: jax.Array, n_chains: int | None, n_dim: int | None, argument: str
+) -> tuple[int, int]:
+    """Check a flat ``(n_chains, n_dim)`` continuous position array; return its sizes.
+
+    Args:
+        positions: the flattened initial positions.
+        n_chains: the ``n_chains`` the user gave to the Sampler, if any.
+        n_dim: the ``n_dim`` the user gave, if any.
+        argument: the argument's name in messages.
+
+    Returns:
+        ``(n_chains, n_dim)``.
+    """
+    if positions.ndim != 2:
+        expected = f"({n_chains or 'n_chains'}, {n_dim or 'n_dim'})"
+        raise ValueError(
+            f"{argument} has shape {tuple(positions.shape)}; expected (n_chains, n_dim) = "
+            f"{expected}"
+        )
+    got_chains, got_dim = (int(s) for s in positions.shape)
+    if (n_chains is not None and got_chains != n_chains) or (n_dim is not None and got_dim != n_dim):
+        raise ValueError(
+            f"{argument} has shape {(got_chains, got_dim)}; expected (n_chains, n_dim) = "
+            f"({n_chains if n_chains is not None else got_chains}, "
+            f"{n_dim if n_dim is not None else got_dim})"
+        )
+    if got_chains < 1 or got_dim < 1:
+        raise ValueError(f"{argument} must hold at least one chain and one dimension; got shape "
+                         f"{(got_chains, got_dim)}")
+    if not jnp.issubdtype(positions.dtype, jnp.floating):
+        raise TypeError(
+            f"{argument} must hold floating-point values for a continuous kernel; got dtype "
+            f"{positions.dtype} (convert with jnp.asarray(x, dtype=float))"
+        )
+    bad = ~np.all(np.isfinite(np.asarray(positions)), axis=1)
+    if bad.any():
+        chains = np.flatnonzero(bad).tolist()
+        raise ValueError(f"{argument} holds NaN or inf values for chains {chains[:20]}")
+    return got_chains, got_dim
+
+
+def check_log_prob_output(log_prob_fn: Callable[[jax.Array], Any], example: jax.Array) -> None:
+    """Trace ``log_prob_fn`` abstractly (no compilation) and check it returns a float scalar."""
+    try:
+        out = jax.eval_shape(log_prob_fn, example)
+    except Exception as error:  # noqa: BLE001 - re-raised with context
+        raise TypeError(
+            f"log_prob could not be evaluated on one position of shape {tuple(example.shape)} "
+            f"and dtype {example.dtype}: {type(error).__name__}: {error}"
+        ) from error
+    leaves = jax.tree.leaves(out)
+    if len(leaves) != 1 or not hasattr(leaves[0], "shape"):
+        raise TypeError(f"log_prob must return a scalar array; got {out}")
+    shape, dtype = leaves[0].shape, leaves[0].dtype
+    if int(np.prod(shape, dtype=int)) != 1 or len(shape) > 1:
+        raise ValueError(
+            f"log_prob must return a scalar for one position; got an output of shape {shape} "
+            f"(did you sum over the last axis?)"
+        )
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"log_prob must return a floating-point scalar; got dtype {dtype}")

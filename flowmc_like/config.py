@@ -1,0 +1,73 @@
+"""Static sampler configuration: counts and training settings, validated on construction."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from flowmc_like import _validation
+
+__all__ = ["SamplerConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    """Every count and training setting of a run (no arrays; hashable).
+
+    Attributes:
+        n_training_loops: loops of (local phase, global phase, training) while adapting.
+        n_production_loops: loops of (local phase, global phase) with everything frozen;
+            their draws are the result.
+        n_local_steps: local-kernel steps per loop.
+        n_global_steps: independence-MH proposals per chain per loop.
+        n_epochs: passes over the training examples per training loop.
+        batch_size: examples per optimiser step (clamped to ``n_max_examples``).
+        learning_rate: Adam learning rate.
+        n_max_examples: training examples resampled from the window each loop.
+        n_window_loops: the training window holds the draws of this many most recent loops.
+        global_chunk_size: proposals evaluated per vmapped batch in the global phase.
+        max_grad_norm: gradient clipping threshold for training.
+        progress_bar: show a tqdm progress bar.
+    """
+
+    n_training_loops: int = 20
+    n_production_loops: int = 20
+    n_local_steps: int = 50
+    n_global_steps: int = 25
+    n_epochs: int = 5
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    n_max_examples: int = 8192
+    n_window_loops: int = 3
+    global_chunk_size: int = 4096
+    max_grad_norm: float = 1.0
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        for name in (
+            "n_training_loops",
+            "n_production_loops",
+            "n_local_steps",
+            "n_epochs",
+            "batch_size",
+            "n_max_examples",
+            "n_window_loops",
+            "global_chunk_size",
+        ):
+            _validation.check_positive_int(name, getattr(self, name))
+        _validation.check_nonnegative_int("n_global_steps", self.n_global_steps)
+        _validation.check_positive_float("learning_rate", self.learning_rate)
+        _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
+        if not isinstance(self.progress_bar, bool):
+            raise TypeError(
+                f"progress_bar must be a bool; got {type(self.progress_bar).__name__}"
+            )
+
+    @property
+    def effective_batch_size(self) -> int:
+        """``batch_size`` clamped to ``n_max_examples``."""
+        return min(self.batch_size, self.n_max_examples)
+
+    @property
+    def n_draws_per_loop(self) -> int:
+        """Draws recorded per chain per loop (local then global)."""
+        return self.n_local_steps + self.n_global_steps

@@ -1,0 +1,300 @@
+"""Hamiltonian Monte Carlo with a fixed number of leapfrog steps and a diagonal mass matrix."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
+from flowmc_like.adaptation.base import AdaptationState
+from flowmc_like.adaptation.mass_matrix import windowed_mass_init, windowed_mass_update
+from flowmc_like.adaptation.step_size import (
+    dual_averaging_current,
+    dual_averaging_final,
+    dual_averaging_init,
+    dual_averaging_restart,
+    dual_averaging_update,
+)
+from flowmc_like.kernels._utils import as_float_position, positive_finite_float, positive_int
+from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
+from flowmc_like.kernels.integrators import IntegratorState, leapfrog
+from flowmc_like.kernels.metropolis import mh_accept
+
+__all__ = ["HMC", "HMCParams", "HMCState"]
+
+
+class HMCState(NamedTuple):
+    """State of one HMC chain.
+
+    Attributes:
+        position: ``(n_dim,)`` current position.
+        log_prob: ``()`` target log density at ``position``.
+        grad: ``(n_dim,)`` gradient of the log density at ``position`` (cached: the first
+            leapfrog step reuses it).
+    """
+
+    position: Array
+    log_prob: Array
+    grad: Array
+
+
+class HMCParams(NamedTuple):
+    """Adaptable HMC parameters.
+
+    Attributes:
+        step_size: ``()`` leapfrog step size ``eps``.
+        inverse_mass: ``(n_dim,)`` diagonal of the inverse mass matrix ``M^-1`` (ideally the
+            target's marginal variances).
+    """
+
+    step_size: Array
+    inverse_mass: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class HMC(AbstractLocalKernel):
+    """Hamiltonian Monte Carlo (Duane et al. 1987; Neal 2011) with a diagonal mass matrix.
+
+    With ``M = diag(1 / inverse_mass)``, each step draws a fresh momentum ``p ~ N(0, M)`` (its
+    own subkey), integrates ``n_leapfrog`` leapfrog steps of size ``eps`` (see
+    `flowmc_like.kernels.integrators`) from ``(x, p)`` to ``(x', p')`` for the Hamiltonian::
+
+        H(x, p) = -log p(x) + K(p),    K(p) = 0.5 * sum(inverse_mass * p^2)
+
+    and accepts ``x'`` with probability ``min(1, exp(log_ratio))``, where::
+
+        log_ratio = H(x, p) - H(x', p')
+
+    Leapfrog is reversible and volume preserving, so this is an exact Metropolis-Hastings
+    move in phase space; a non-finite energy is a rejection (`mh_accept`). Each transition
+    uses the step size ``eps * (1 + step_size_jitter * u)``, ``u ~ U(-1, 1)`` drawn
+    independently of the state (so the move stays exact): with a fixed trajectory the
+    acceptance rate is not a monotone function of ``eps`` (trajectories resonate with the
+    target's scales), and jitter both smooths it, so step-size adaptation converges, and
+    avoids periodic trajectories. Each step costs ``n_leapfrog`` value-and-gradient
+    evaluations (the gradient at ``x`` is cached in `HMCState`).
+
+    During the training loops, ``eps`` is tuned by dual averaging toward an acceptance of
+    0.65 and ``inverse_mass`` is estimated from windows of adapting steps (see `adaptation`).
+
+    Attributes:
+        step_size: initial leapfrog step size ``eps > 0`` (default 0.1).
+        n_leapfrog: leapfrog steps per transition, a positive integer (default 10).
+        step_size_jitter: relative half-width of the uniform step-size jitter, in [0, 1)
+            (default 0.2; 0 disables it).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> kernel = HMC(step_size=0.2, n_leapfrog=5)
+        >>> log_prob_fn = lambda x: -0.5 * jnp.sum(x**2)
+        >>> state = kernel.init(jnp.zeros(2), log_prob_fn)
+        >>> params = kernel.init_params(n_dim=2)
+        >>> params.inverse_mass.tolist()
+        [1.0, 1.0]
+        >>> state, info = kernel.step(jax.random.key(0), state, log_prob_fn, params)
+        >>> state.position.shape
+        (2,)
+    """
+
+    step_size: float = 0.1
+    n_leapfrog: int = 10
+    step_size_jitter: float = 0.2
+
+    space: ClassVar[Space] = Space.CONTINUOUS
+    target_acceptance: ClassVar[float] = 0.65
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "step_size", positive_finite_float("step_size", self.step_size))
+        object.__setattr__(self, "n_leapfrog", positive_int("n_leapfrog", self.n_leapfrog))
+        jitter = self.step_size_jitter
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter < 1:
+            raise ValueError(f"step_size_jitter must be a number in [0, 1); got {jitter!r}")
+        object.__setattr__(self, "step_size_jitter", float(jitter))
+
+    def init_params(self, n_dim: int) -> HMCParams:
+        """Initial step size and a unit inverse mass.
+
+        Args:
+            n_dim: dimension of one position.
+
+        Returns:
+            ``HMCParams(step_size: (), inverse_mass: (n_dim,) ones)``.
+        """
+        dtype = jnp.result_type(float)
+        return HMCParams(
+            step_size=jnp.asarray(self.step_size, dtype=dtype),
+            inverse_mass=jnp.ones((n_dim,), dtype=dtype),
+        )
+
+    def init(self, position: ArrayLike, log_prob_fn: LogProbFn) -> HMCState:
+        """State of one chain at ``position`` ``(n_dim,)`` (one value-and-gradient call)."""
+        position = as_float_position(position)
+        log_prob, grad = jax.value_and_grad(log_prob_fn)(position)
+        return HMCState(position=position, log_prob=log_prob, grad=grad)
+
+    def sample_momentum(self, key: PRNGKey, params: HMCParams, position: Array) -> Array:
+        """Draw ``p ~ N(0, M)`` with ``M = diag(1 / inverse_mass)``; shape ``(n_dim,)``."""
+        inverse_mass = jnp.asarray(params.inverse_mass, dtype=position.dtype)
+        noise = jax.random.normal(key, position.shape, dtype=position.dtype)
+        return noise / jnp.sqrt(inverse_mass)
+
+    def kinetic_energy(self, params: HMCParams, momentum: Array) -> Array:
+        """``K(p) = 0.5 * sum(inverse_mass * p^2)``; shape ``()``."""
+        inverse_mass = jnp.asarray(params.inverse_mass, dtype=momentum.dtype)
+        return 0.5 * jnp.sum(inverse_mass * momentum**2)
+
+    def integrate(
+        self, params: HMCParams, state: HMCState, momentum: Array, log_prob_fn: LogProbFn
+    ) -> tuple[HMCState, Array]:
+        """Run ``n_leapfrog`` leapfrog steps from ``(state.position, momentum)``.
+
+        Args:
+            params: step size and inverse mass.
+            state: start of the trajectory.
+            momentum: ``(n_dim,)`` initial momentum.
+            log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
+
+        Returns:
+            The state at the end of the trajectory and the final momentum ``(n_dim,)``.
+        """
+        start = IntegratorState(state.position, momentum, state.log_prob, state.grad)
+        end = leapfrog(start, params.step_size, params.inverse_mass, self.n_leapfrog, log_prob_fn)
+        return HMCState(end.position, end.log_prob, end.grad), end.momentum
+
+    def log_acceptance_ratio(
+        self,
+        params: HMCParams,
+        current: HMCState,
+        current_momentum: Array,
+        proposed: HMCState,
+        proposed_momentum: Array,
+    ) -> Array:
+        """``H(x, p) - H(x', p')``, the log Metropolis-Hastings ratio in phase space.
+
+        Args:
+            params: params holding the inverse mass.
+            current: state at ``x``.
+            current_momentum: ``(n_dim,)`` momentum ``p`` drawn at ``x``.
+            proposed: state at the end of the trajectory ``x'``.
+            proposed_momentum: ``(n_dim,)`` momentum ``p'`` there.
+
+        Returns:
+            ``()`` log ratio (may be non-finite; `mh_accept` rejects then).
+        """
+        energy_current = -current.log_prob + self.kinetic_energy(params, current_momentum)
+        energy_proposed = -proposed.log_prob + self.kinetic_energy(params, proposed_momentum)
+        return energy_current - energy_proposed
+
+    def step(
+        self, key: PRNGKey, state: HMCState, log_prob_fn: LogProbFn, params: HMCParams
+    ) -> tuple[HMCState, StepInfo]:
+        """One HMC transition of one chain.
+
+        Args:
+            key: PRNG key.
+            state: current state.
+            log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
+            params: current params.
+
+        Returns:
+            The next state and its `StepInfo`.
+        """
+        key_momentum, key_accept, key_jitter = jax.random.split(key, 3)
+        momentum = self.sample_momentum(key_momentum, params, state.position)
+        trajectory_params = params
+        if self.step_size_jitter > 0:
+            u = jax.random.uniform(key_jitter, (), params.step_size.dtype, -1.0, 1.0)
+            trajectory_params = params._replace(
+                step_size=params.step_size * (1.0 + self.step_size_jitter * u)
+            )
+        proposed, proposed_momentum = self.integrate(
+            trajectory_params, state, momentum, log_prob_fn
+        )
+        log_ratio = self.log_acceptance_ratio(params, state, momentum, proposed, proposed_momentum)
+        return mh_accept(key_accept, log_ratio, proposed, state)
+
+    def adaptation(
+        self,
+        n_dim: int,
+        window_size: int,
+        n_chains: int | None = None,
+        n_windows: int | None = None,
+    ) -> Adaptation:
+        """Dual averaging of ``step_size`` plus a windowed diagonal inverse mass.
+
+        On every ``update``: dual averaging toward 0.65 from the acceptance probability
+        averaged over chains, and a per-chain Welford update with the new positions. After
+        ``window_size`` updates (one local phase of one training loop) the window closes:
+        ``inverse_mass`` becomes the chain-averaged within-chain variance of the window,
+        regularised toward 1e-3 with weight ``5 / (n + 5)``, ``n = n_chains * window_size``;
+        the Welford state is reset; and dual averaging restarts (``mu = log(10 h)``) from
+        ``h``, its averaged step size so far, because the optimal step size changes with the
+        mass matrix. The window logic runs on traced counters (no recompilation).
+
+        Only the first ``n_windows // 2`` windows update the mass (all of them when
+        ``n_windows`` is None): the second half of the adapting steps tunes the step size for
+        the final mass without restarts, so the averaged step size that production uses has
+        converged (restarting at every window leaves it biased by the restart transient).
+
+        ``current`` gives ``(exp(log h_t), inverse_mass)``; ``final`` gives the averaged step
+        size and the inverse mass of the last closed window. ``window_size < 2`` disables the
+        mass estimate (a within-chain variance needs two draws).
+
+        Args:
+            n_dim: dimension of one position.
+            window_size: adapting steps per window; pass ``n_local_steps``.
+            n_chains: number of chains (rows of the ``positions`` given to ``update``);
+                required, as the per-chain Welford state has shape ``(n_chains, n_dim)``.
+            n_windows: number of adapting local phases of the run (``n_training_loops``).
+
+        Returns:
+            The `Adaptation` triple; its state is an `AdaptationState` whose ``mass`` is a
+            `flowmc_like.adaptation.mass_matrix.WindowedMassState`.
+
+        Raises:
+            ValueError: if ``n_chains`` is missing or not a positive integer, or
+                ``window_size`` is not a positive integer.
+        """
+        if n_chains is None:
+            raise ValueError(
+                "HMC.adaptation needs n_chains (its mass-matrix estimate tracks each chain); "
+                "call kernel.adaptation(n_dim, window_size, n_chains=n_chains)"
+            )
+        n_chains = positive_int("n_chains", n_chains)
+        window_size = positive_int("window_size", window_size)
+        max_windows = None if n_windows is None else positive_int("n_windows", n_windows) // 2
+        target_acceptance = self.target_acceptance
+
+        def init(params: HMCParams) -> AdaptationState:
+            return AdaptationState(
+                step_size=dual_averaging_init(params.step_size),
+                mass=windowed_mass_init(params.inverse_mass, n_chains),
+            )
+
+        def update(state: AdaptationState, positions: Array, infos: StepInfo) -> AdaptationState:
+            acceptance_prob = jnp.nan_to_num(infos.acceptance_prob, nan=0.0)
+            step_size_state = dual_averaging_update(
+                state.step_size, jnp.mean(acceptance_prob), target_acceptance
+            )
+            mass_state, is_window_closed = windowed_mass_update(
+                state.mass, positions, window_size, max_windows
+            )
+            restarted = dual_averaging_restart(step_size_state)
+            step_size_state = jax.tree.map(
+                lambda new, old: jnp.where(is_window_closed, new, old),
+                restarted,
+                step_size_state,
+            )
+            return AdaptationState(step_size=step_size_state, mass=mass_state)
+
+        def current(state: AdaptationState) -> HMCParams:
+            return HMCParams(dual_averaging_current(state.step_size), state.mass.inverse_mass)
+
+        def final(state: AdaptationState) -> HMCParams:
+            return HMCParams(dual_averaging_final(state.step_size), state.mass.inverse_mass)
+
+        del n_dim
+        return Adaptation(init=init, update=update, current=current, final=final)

@@ -1,0 +1,209 @@
+"""Gaussian random-walk Metropolis."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
+from flowmc_like.kernels._adaptation import step_size_adaptation
+from flowmc_like.kernels._utils import as_float_position, positive_finite_float
+from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
+from flowmc_like.kernels.metropolis import mh_accept
+
+__all__ = ["RandomWalk", "RandomWalkParams", "RandomWalkState"]
+
+
+class RandomWalkState(NamedTuple):
+    """State of one random-walk chain.
+
+    Attributes:
+        position: ``(n_dim,)`` current position.
+        log_prob: ``()`` target log density at ``position``.
+    """
+
+    position: Array
+    log_prob: Array
+
+
+class RandomWalkParams(NamedTuple):
+    """Adaptable random-walk parameters.
+
+    Attributes:
+        scale: ``()`` standard deviation ``s`` of the isotropic Gaussian increment.
+    """
+
+    scale: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomWalk(AbstractLocalKernel):
+    """Random-walk Metropolis with an isotropic Gaussian increment.
+
+    With scale ``s`` and ``xi ~ N(0, I)``, the proposal is ``x' = x + s xi``, with density::
+
+        log q(x' | x) = -|x' - x|^2 / (2 s^2) - n_dim log s - (n_dim / 2) log(2 pi)
+
+    accepted with probability ``min(1, exp(log_ratio))``, where::
+
+        log_ratio = log p(x') - log p(x) + log q(x | x') - log q(x' | x)
+
+    (the proposal terms cancel exactly because the increment is symmetric). Each step evaluates
+    ``log_prob_fn`` once, without gradients. During the training loops ``s`` is tuned by dual
+    averaging toward an acceptance of 0.234 (Roberts, Gelman & Gilks 1997).
+
+    Attributes:
+        scale: initial increment standard deviation ``s > 0`` (default 0.1).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> kernel = RandomWalk(scale=1.0)
+        >>> log_prob_fn = lambda x: -0.5 * jnp.sum(x**2)
+        >>> state = kernel.init(jnp.zeros(3), log_prob_fn)
+        >>> state, info = kernel.step(jax.random.key(0), state, log_prob_fn, kernel.init_params(3))
+        >>> state.position.shape
+        (3,)
+    """
+
+    scale: float = 0.1
+
+    space: ClassVar[Space] = Space.CONTINUOUS
+    target_acceptance: ClassVar[float] = 0.234
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", positive_finite_float("scale", self.scale))
+
+    def init_params(self, n_dim: int) -> RandomWalkParams:
+        """``RandomWalkParams`` holding the initial scale as a ``()`` float array.
+
+        Args:
+            n_dim: dimension of one position (unused).
+
+        Returns:
+            The initial params.
+        """
+        del n_dim
+        return RandomWalkParams(scale=jnp.asarray(self.scale, dtype=jnp.result_type(float)))
+
+    def init(self, position: ArrayLike, log_prob_fn: LogProbFn) -> RandomWalkState:
+        """State of one chain at ``position`` ``(n_dim,)`` (one log-density call)."""
+        position = as_float_position(position)
+        return RandomWalkState(position=position, log_prob=log_prob_fn(position))
+
+    def propose(
+        self,
+        key: PRNGKey,
+        state: RandomWalkState,
+        log_prob_fn: LogProbFn,
+        params: RandomWalkParams,
+    ) -> RandomWalkState:
+        """Draw ``x' = x + s xi`` and evaluate the target there.
+
+        Args:
+            key: PRNG key for ``xi``.
+            state: current state of one chain.
+            log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
+            params: current params.
+
+        Returns:
+            The proposed state (not yet accepted).
+        """
+        position = state.position
+        scale = jnp.asarray(params.scale, dtype=position.dtype)
+        noise = jax.random.normal(key, position.shape, dtype=position.dtype)
+        proposed_position = position + scale * noise
+        return RandomWalkState(position=proposed_position, log_prob=log_prob_fn(proposed_position))
+
+    def proposal_log_density(
+        self, params: RandomWalkParams, x_to: ArrayLike, x_from: ArrayLike
+    ) -> Array:
+        """Normalised ``log q(x_to | x_from)`` of the Gaussian increment.
+
+        Args:
+            params: params holding ``s``.
+            x_to: ``(n_dim,)`` destination.
+            x_from: ``(n_dim,)`` origin.
+
+        Returns:
+            ``()`` log density of ``N(x_to; x_from, s^2 I)``.
+        """
+        x_to = jnp.asarray(x_to)
+        scale = jnp.asarray(params.scale, dtype=x_to.dtype)
+        n_dim = x_to.shape[-1]
+        return (
+            -0.5 * jnp.sum((x_to - jnp.asarray(x_from)) ** 2) / scale**2
+            - n_dim * jnp.log(scale)
+            - 0.5 * n_dim * math.log(2.0 * math.pi)
+        )
+
+    def log_acceptance_ratio(
+        self, params: RandomWalkParams, current: RandomWalkState, proposed: RandomWalkState
+    ) -> Array:
+        """``log p(x') - log p(x) + log q(x | x') - log q(x' | x)`` for the move x -> x'.
+
+        Args:
+            params: params holding ``s``.
+            current: state at ``x``.
+            proposed: state at ``x'``.
+
+        Returns:
+            ``()`` log Metropolis-Hastings ratio (may be non-finite; `mh_accept` rejects then).
+        """
+        log_q_reverse = self.proposal_log_density(params, current.position, proposed.position)
+        log_q_forward = self.proposal_log_density(params, proposed.position, current.position)
+        return proposed.log_prob - current.log_prob + log_q_reverse - log_q_forward
+
+    def step(
+        self,
+        key: PRNGKey,
+        state: RandomWalkState,
+        log_prob_fn: LogProbFn,
+        params: RandomWalkParams,
+    ) -> tuple[RandomWalkState, StepInfo]:
+        """One random-walk Metropolis transition of one chain.
+
+        Args:
+            key: PRNG key.
+            state: current state.
+            log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
+            params: current params.
+
+        Returns:
+            The next state and its `StepInfo`.
+        """
+        key_propose, key_accept = jax.random.split(key)
+        proposed = self.propose(key_propose, state, log_prob_fn, params)
+        log_ratio = self.log_acceptance_ratio(params, state, proposed)
+        return mh_accept(key_accept, log_ratio, proposed, state)
+
+    def adaptation(
+        self,
+        n_dim: int,
+        window_size: int,
+        n_chains: int | None = None,
+        n_windows: int | None = None,
+    ) -> Adaptation:
+        """Dual averaging of ``scale`` toward 0.234, updated after every adapting step.
+
+        The update uses the acceptance probability averaged over chains, so all chains share
+        one scale; ``final`` returns the averaged iterate.
+
+        Args:
+            n_dim: dimension of one position (unused).
+            window_size: adapting steps per local phase (unused: no windows).
+            n_chains: number of chains (unused).
+            n_windows: number of adapting local phases (unused).
+
+        Returns:
+            The `Adaptation` triple; its state is an `AdaptationState` with ``mass=None``.
+        """
+        del n_dim, window_size, n_chains, n_windows
+        return step_size_adaptation(
+            self.target_acceptance,
+            get_step_size=lambda params: params.scale,
+            make_params=lambda scale: RandomWalkParams(scale=scale),
+        )

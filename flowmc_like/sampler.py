@@ -1,0 +1,562 @@
+"""`Sampler`: a thin orchestrator driving jitted phases from a Python loop over loops."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flowmc_like import _validation
+from flowmc_like._types import Array, PRNGKey, PyTree, Space
+from flowmc_like.adapters.pytree import PositionSpec
+from flowmc_like.config import SamplerConfig
+from flowmc_like.kernels.base import AbstractLocalKernel
+from flowmc_like.kernels.mala import MALA
+from flowmc_like.loop import GlobalState, Trace, init_kernel_states, run_global_phase, run_local_phase
+from flowmc_like.models.base import AbstractGlobalModel
+from flowmc_like.models.rq_spline import RQSpline
+from flowmc_like.result import History, SamplerResult
+from flowmc_like.training.data import (
+    DrawBuffer,
+    append_draws,
+    init_buffer,
+    select_training_data,
+)
+from flowmc_like.training.optim import make_optimizer
+from flowmc_like.training.trainer import TrainState, init_train_state, train_model
+
+__all__ = ["Sampler"]
+
+logger = logging.getLogger(__name__)
+
+
+class _DefaultModel:
+    def __repr__(self) -> str:
+        return "RQSpline()"
+
+
+DEFAULT_MODEL: Any = _DefaultModel()
+
+
+class _LoopOutput(NamedTuple):
+    trace: Trace
+    is_global: np.ndarray
+
+
+class _CompiledPhases(NamedTuple):
+    init_states: Callable[..., Any]
+    local: Callable[..., Any]
+    global_: Callable[..., Any] | None
+    train: Callable[..., Any] | None
+
+
+def _step_size_of(params: Any) -> float:
+    for name in ("step_size", "scale"):
+        if hasattr(params, name):
+            return float(np.mean(np.asarray(getattr(params, name))))
+    return float("nan")
+
+
+class Sampler:
+    """Many parallel chains mixing a local kernel with a normalizing-flow global proposal.
+
+    A run is ``n_training_loops`` loops of (local phase, global phase, train the model on the
+    recent draws) while the local kernel adapts, then ``n_production_loops`` loops of (local
+    phase, global phase) with the kernel params and the model frozen; the production draws are
+    the result. The global move is independence Metropolis-Hastings with the model as
+    proposal: accept x' ~ q with probability min(1, p(x') q(x) / (p(x) q(x'))).
+
+    Args:
+        log_prob: unnormalised log density of one position -> scalar; ``log_prob(x)`` or, when
+            ``data`` is given, ``log_prob(x, data)``. ``x`` is a ``(n_dim,)`` array or one
+            chain's pytree when ``initial_position`` is a pytree.
+        n_dim: flat dimension of a position; inferred from ``initial_position`` if omitted.
+        n_chains: number of chains; inferred from ``initial_position`` if omitted.
+        local_kernel: `MALA` (default), `HMC` or `RandomWalk`.
+        global_model: `RQSpline` (default), `RealNVP`, or ``None`` for local moves only.
+        n_training_loops: loops while training the model and adapting the kernel.
+        n_production_loops: loops whose draws are returned.
+        n_local_steps: local steps per chain per loop.
+        n_global_steps: global proposals per chain per loop (ignored without a model).
+        n_epochs: training epochs per training loop.
+        batch_size: training minibatch size.
+        learning_rate: Adam learning rate.
+        n_max_examples: examples resampled from the recent draws for each training loop.
+        n_window_loops: how many recent loops' draws form the training window.
+        global_chunk_size: proposals evaluated per vmapped batch (bounds memory).
+        data: any pytree passed to ``log_prob`` as its second argument (traced, never baked in).
+        progress_bar: show a tqdm progress bar.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import flowmc_like as fm
+        >>> def log_prob(x):
+        ...     return -0.5 * jnp.sum(x**2)
+        >>> sampler = fm.Sampler(log_prob, n_dim=2, n_chains=4, n_training_loops=2,
+        ...                      n_production_loops=2, n_local_steps=5, n_global_steps=5,
+        ...                      progress_bar=False)
+        >>> result = sampler.run(jax.random.key(0), jnp.zeros((4, 2)))
+        >>> result.samples.shape
+        (4, 20, 2)
+    """
+
+    def __init__(
+        self,
+        log_prob: Callable[..., Any],
+        n_dim: int | None = None,
+        n_chains: int | None = None,
+        *,
+        local_kernel: AbstractLocalKernel | None = None,
+        global_model: AbstractGlobalModel | None = DEFAULT_MODEL,
+        n_training_loops: int = SamplerConfig.n_training_loops,
+        n_production_loops: int = SamplerConfig.n_production_loops,
+        n_local_steps: int = SamplerConfig.n_local_steps,
+        n_global_steps: int = SamplerConfig.n_global_steps,
+        n_epochs: int = SamplerConfig.n_epochs,
+        batch_size: int = SamplerConfig.batch_size,
+        learning_rate: float = SamplerConfig.learning_rate,
+        n_max_examples: int = SamplerConfig.n_max_examples,
+        n_window_loops: int = SamplerConfig.n_window_loops,
+        global_chunk_size: int = SamplerConfig.global_chunk_size,
+        data: PyTree = None,
+        progress_bar: bool = SamplerConfig.progress_bar,
+    ) -> None:
+        self.log_prob = _validation.check_callable("log_prob", log_prob)
+        self.n_dim = None if n_dim is None else _validation.check_positive_int("n_dim", n_dim)
+        self.n_chains = (
+            None if n_chains is None else _validation.check_positive_int("n_chains", n_chains)
+        )
+        if local_kernel is None:
+            local_kernel = MALA()
+        if not isinstance(local_kernel, AbstractLocalKernel):
+            raise TypeError(
+                "local_kernel must be a flowmc_like kernel such as fm.MALA(), fm.HMC() or "
+                f"fm.RandomWalk(); got {type(local_kernel).__name__}"
+            )
+        if global_model is DEFAULT_MODEL:
+            global_model = RQSpline()
+        if global_model is not None and not isinstance(global_model, AbstractGlobalModel):
+            raise TypeError(
+                "global_model must be a flowmc_like model such as fm.RQSpline() or fm.RealNVP(), "
+                f"or None for local moves only; got {type(global_model).__name__}"
+            )
+        if global_model is not None and global_model.space is not local_kernel.space:
+            raise ValueError(
+                f"local_kernel {type(local_kernel).__name__} works on a {local_kernel.space.value} "
+                f"space but global_model {type(global_model).__name__} on a "
+                f"{global_model.space.value} space; use a kernel and a model of the same space"
+            )
+        self.local_kernel = local_kernel
+        self.global_model = global_model
+        self.config = SamplerConfig(
+            n_training_loops=n_training_loops,
+            n_production_loops=n_production_loops,
+            n_local_steps=n_local_steps,
+            n_global_steps=n_global_steps,
+            n_epochs=n_epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            n_max_examples=n_max_examples,
+            n_window_loops=n_window_loops,
+            global_chunk_size=global_chunk_size,
+            progress_bar=progress_bar,
+        )
+        self.data = data
+
+    def __repr__(self) -> str:
+        return (
+            f"Sampler(n_dim={self.n_dim}, n_chains={self.n_chains}, "
+            f"local_kernel={self.local_kernel!r}, global_model={self.global_model!r}, "
+            f"config={self.config!r})"
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    @property
+    def _has_global(self) -> bool:
+        return self.global_model is not None and self.config.n_global_steps > 0
+
+    def _flat_log_prob(self, spec: PositionSpec) -> Callable[[Array, PyTree], Array]:
+        user_log_prob = self.log_prob
+        with_data = self.data is not None
+
+        def flat_log_prob(x: Array, data: PyTree) -> Array:
+            position = spec.unravel(x)
+            value = user_log_prob(position, data) if with_data else user_log_prob(position)
+            return jnp.reshape(jnp.asarray(value), ()).astype(x.dtype)
+
+        return flat_log_prob
+
+    def _prepare_positions(self, initial_position: PyTree) -> tuple[PositionSpec, Array]:
+        leaves = jax.tree.leaves(initial_position)
+        if not leaves:
+            raise ValueError("initial_position is empty; expected an (n_chains, n_dim) array")
+        for leaf in leaves:
+            if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+                raise TypeError(
+                    "initial_position must be an array (n_chains, n_dim) or a pytree of arrays "
+                    f"with leading axis n_chains; got a leaf of type {type(leaf).__name__}"
+                )
+        if not isinstance(initial_position, jax.Array | np.ndarray):
+            sizes = {int(np.shape(leaf)[0]) if np.ndim(leaf) else -1 for leaf in leaves}
+            if len(sizes) != 1 or -1 in sizes:
+                shapes = [tuple(np.shape(leaf)) for leaf in leaves]
+                raise ValueError(
+                    "initial_position leaves must share a leading axis of size n_chains; "
+                    f"got leaf shapes {shapes}"
+                )
+            for leaf in leaves:
+                if not jnp.issubdtype(np.asarray(leaf).dtype, jnp.floating):
+                    raise TypeError(
+                        "initial_position must hold floating-point values for a continuous "
+                        f"kernel; got a leaf of dtype {np.asarray(leaf).dtype}"
+                    )
+        elif np.ndim(initial_position) != 2:
+            raise ValueError(
+                f"initial_position has shape {tuple(np.shape(initial_position))}; expected "
+                f"(n_chains, n_dim) = ({self.n_chains or 'n_chains'}, {self.n_dim or 'n_dim'})"
+            )
+        spec, flat = PositionSpec.from_batched(initial_position)
+        _validation.check_position_values(flat, self.n_chains, self.n_dim, "initial_position")
+        return spec, flat
+
+    def _build_phases(
+        self, spec: PositionSpec, n_chains: int, n_dim: int
+    ) -> tuple[_CompiledPhases, Any]:
+        config = self.config
+        kernel = self.local_kernel
+        model = self.global_model
+        flat_log_prob = self._flat_log_prob(spec)
+        adaptation = kernel.adaptation(
+            n_dim, config.n_local_steps, n_chains, config.n_training_loops
+        )
+        optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
+
+        @jax.jit
+        def init_states(positions, data):
+            return init_kernel_states(kernel, functools.partial(flat_log_prob, data=data), positions)
+
+        @jax.jit
+        def local(key, states, adapt_state, frozen_params, is_adapting, data):
+            return run_local_phase(
+                kernel,
+                adaptation,
+                functools.partial(flat_log_prob, data=data),
+                config.n_local_steps,
+                key,
+                states,
+                adapt_state,
+                frozen_params,
+                is_adapting,
+            )
+
+        global_ = train = None
+        if self._has_global:
+
+            @jax.jit
+            def global_(key, states, model_params, data):
+                log_prob_fn = functools.partial(flat_log_prob, data=data)
+                current = GlobalState(states.position, states.log_prob)
+                final, trace = run_global_phase(
+                    model,
+                    log_prob_fn,
+                    config.n_global_steps,
+                    config.global_chunk_size,
+                    key,
+                    current,
+                    model_params,
+                )
+                return init_kernel_states(kernel, log_prob_fn, final.position), trace
+
+            @jax.jit
+            def train(key, train_state, buffer, new_draws):
+                buffer = append_draws(buffer, new_draws)
+                key_select, key_train = jax.random.split(key)
+                examples = select_training_data(key_select, buffer, config.n_max_examples)
+                new_state, losses, is_finite = train_model(
+                    model,
+                    optimizer,
+                    key_train,
+                    train_state,
+                    examples,
+                    config.n_epochs,
+                    config.effective_batch_size,
+                )
+                return buffer, new_state, losses, is_finite
+
+        return _CompiledPhases(init_states, local, global_, train), (adaptation, optimizer)
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, key: PRNGKey, initial_position: PyTree) -> SamplerResult:
+        """Run the training loops, then the production loops, and return the result.
+
+        The same key gives identical results; the Sampler object is not modified.
+
+        Args:
+            key: a JAX PRNG key (``jax.random.key(seed)``).
+            initial_position: ``(n_chains, n_dim)`` array, or a pytree whose leaves have the
+                leading axis ``n_chains``.
+
+        Returns:
+            A `SamplerResult`.
+        """
+        start = time.perf_counter()
+        key = _validation.check_key(key)
+        spec, positions = self._prepare_positions(initial_position)
+        n_chains, n_dim = (int(s) for s in positions.shape)
+        if self.data is not None:
+            jax.tree.map(jnp.asarray, self.data)  # fails early on non-array leaves
+        flat_log_prob = self._flat_log_prob(spec)
+        _validation.check_log_prob_output(
+            functools.partial(flat_log_prob, data=self.data), positions[0]
+        )
+        positions = _replace_nonfinite_starts(flat_log_prob, positions, self.data)
+
+        config = self.config
+        phases, (adaptation, optimizer) = self._build_phases(spec, n_chains, n_dim)
+        key_init, key_model, key_loops = jax.random.split(key, 3)
+        del key_init
+        kernel_params = self.local_kernel.init_params(n_dim)
+        adapt_state = adaptation.init(kernel_params)
+        is_adapting = jnp.asarray(True)
+
+        # Compile every phase ahead of time so that its cost is measured on its own.
+        compile_start = time.perf_counter()
+        init_states = phases.init_states.lower(positions, self.data).compile()
+        states = init_states(positions, self.data)
+        local = phases.local.lower(
+            key_loops, states, adapt_state, kernel_params, is_adapting, self.data
+        ).compile()
+        global_ = train = None
+        train_state = buffer = None
+        if self._has_global:
+            assert self.global_model is not None
+            model_params = self.global_model.init(key_model, n_dim)
+            train_state = init_train_state(model_params, optimizer)
+            window = config.n_window_loops * config.n_draws_per_loop
+            buffer = init_buffer(n_chains, window, n_dim, positions.dtype)
+            global_ = phases.global_.lower(key_loops, states, model_params, self.data).compile()
+            new_draws = jnp.zeros((n_chains, config.n_draws_per_loop, n_dim), positions.dtype)
+            train = phases.train.lower(key_loops, train_state, buffer, new_draws).compile()
+        compile_seconds = time.perf_counter() - compile_start
+
+        n_loops = config.n_training_loops + config.n_production_loops
+        records: list[dict[str, Any]] = []
+        traces: list[_LoopOutput] = []
+        loop_keys = jax.random.split(key_loops, n_loops)
+        progress = _progress_bar(n_loops, config.progress_bar)
+        phase_seconds = {"training": 0.0, "production": 0.0}
+        frozen_params = kernel_params
+        try:
+            for loop_index in range(n_loops):
+                loop_start = time.perf_counter()
+                is_training = loop_index < config.n_training_loops
+                if loop_index == config.n_training_loops:
+                    frozen_params = jax.jit(adaptation.final)(adapt_state)
+                    is_adapting = jnp.asarray(False)
+                key_local, key_global, key_train = jax.random.split(loop_keys[loop_index], 3)
+                states, adapt_state, local_trace = local(
+                    key_local, states, adapt_state, frozen_params, is_adapting, self.data
+                )
+                loop_traces = [local_trace]
+                if global_ is not None:
+                    states, global_trace = global_(
+                        key_global, states, train_state.params, self.data
+                    )
+                    loop_traces.append(global_trace)
+                trace = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *loop_traces)
+                losses = is_finite = None
+                if is_training and train is not None:
+                    buffer, new_state, losses, is_finite = train(
+                        key_train, train_state, buffer, trace.position
+                    )
+                used_params = adaptation.current(adapt_state) if is_training else frozen_params
+                host = jax.device_get(
+                    {
+                        "trace": trace,
+                        "losses": losses,
+                        "is_finite": is_finite,
+                        "step_size": used_params,
+                    }
+                )
+                discarded = False
+                if losses is not None:
+                    if bool(host["is_finite"]):
+                        train_state = new_state
+                    else:
+                        discarded = True
+                        logger.warning(
+                            "training loop %d produced a non-finite loss or parameters; "
+                            "its update was discarded and the previous model kept",
+                            loop_index,
+                        )
+                records.append(
+                    _loop_record(host, is_training, discarded, config, global_ is not None)
+                )
+                is_global = np.zeros(config.n_draws_per_loop if global_ else config.n_local_steps, bool)
+                is_global[config.n_local_steps :] = True
+                traces.append(_LoopOutput(host["trace"], is_global))
+                phase_seconds["training" if is_training else "production"] += (
+                    time.perf_counter() - loop_start
+                )
+                _update_progress(progress, loop_index, records[-1], config)
+        finally:
+            if progress is not None:
+                progress.close()
+
+        return _assemble_result(
+            traces=traces,
+            records=records,
+            config=config,
+            spec=spec,
+            kernel_params=jax.device_get(frozen_params),
+            model_params=None if train_state is None else jax.device_get(train_state.params),
+            timings={
+                "compile": compile_seconds,
+                "training": phase_seconds["training"],
+                "production": phase_seconds["production"],
+                "total": time.perf_counter() - start,
+            },
+        )
+
+
+# ---------------------------------------------------------------------- host-side helpers
+
+
+def _replace_nonfinite_starts(
+    flat_log_prob: Callable[[Array, PyTree], Array], positions: Array, data: PyTree
+) -> Array:
+    values = np.asarray(jax.vmap(flat_log_prob, in_axes=(0, None))(positions, data))
+    bad = ~np.isfinite(values)
+    if bad.all():
+        raise ValueError(
+            "log_prob is not finite at any initial_position (every chain starts where the target "
+            "is NaN or +-inf); start the chains inside the support of the target"
+        )
+    if bad.any():
+        chains = np.flatnonzero(bad)
+        good = np.flatnonzero(~bad)
+        replacement = good[np.arange(len(chains)) % len(good)]
+        import warnings
+
+        warnings.warn(
+            f"log_prob is not finite at initial_position for chains {chains.tolist()[:20]}; "
+            "they start from copies of chains with a finite log_prob instead",
+            UserWarning,
+            stacklevel=3,
+        )
+        positions = positions.at[chains].set(positions[replacement])
+    return positions
+
+
+def _loop_record(
+    host: dict[str, Any], is_training: bool, discarded: bool, config: SamplerConfig, has_global: bool
+) -> dict[str, Any]:
+    trace = host["trace"]
+    local_prob = trace.acceptance_prob[:, : config.n_local_steps]
+    global_prob = trace.acceptance_prob[:, config.n_local_steps :]
+    losses = host["losses"]
+    return {
+        "is_training": is_training,
+        "loss": np.full(config.n_epochs, np.nan) if losses is None else np.asarray(losses),
+        "local_acceptance": float(np.mean(local_prob)),
+        "global_acceptance": float(np.mean(global_prob)) if has_global else float("nan"),
+        "step_size": _step_size_of(host["step_size"]),
+        "training_discarded": discarded,
+    }
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="flowmc_like", unit="loop")
+
+
+def _update_progress(progress: Any, loop_index: int, record: dict[str, Any], config: SamplerConfig) -> None:
+    if progress is None:
+        return
+    phase = "training" if record["is_training"] else "production"
+    postfix = {
+        "phase": phase,
+        "local_acc": f"{record['local_acceptance']:.2f}",
+        "global_acc": f"{record['global_acceptance']:.2f}",
+    }
+    if record["is_training"] and np.isfinite(record["loss"][-1]):
+        postfix["loss"] = f"{record['loss'][-1]:.3f}"
+    progress.set_postfix(postfix, refresh=False)
+    progress.update(1)
+
+
+def _assemble_result(
+    *,
+    traces: list[_LoopOutput],
+    records: list[dict[str, Any]],
+    config: SamplerConfig,
+    spec: PositionSpec,
+    kernel_params: Any,
+    model_params: Any,
+    timings: dict[str, float],
+) -> SamplerResult:
+    n_training = config.n_training_loops
+
+    def stack(outputs: list[_LoopOutput], field: str) -> np.ndarray:
+        if not outputs:
+            return np.zeros((0,))
+        return np.concatenate([getattr(o.trace, field) for o in outputs], axis=1)
+
+    def stack_is_global(outputs: list[_LoopOutput], n_chains: int) -> np.ndarray:
+        if not outputs:
+            return np.zeros((n_chains, 0), bool)
+        flags = np.concatenate([o.is_global for o in outputs])
+        return np.broadcast_to(flags, (n_chains, flags.size)).copy()
+
+    warm, prod = traces[:n_training], traces[n_training:]
+    n_chains = traces[0].trace.position.shape[0]
+    n_dim = traces[0].trace.position.shape[2]
+    dtype = traces[0].trace.position.dtype
+
+    def empty_positions() -> np.ndarray:
+        return np.zeros((n_chains, 0, n_dim), dtype)
+
+    def empty_stats(kind: type) -> np.ndarray:
+        return np.zeros((n_chains, 0), kind)
+
+    prod_probs = stack(prod, "acceptance_prob")
+    local_probs = prod_probs[:, np.tile(~prod[0].is_global, len(prod))]
+    global_probs = prod_probs[:, np.tile(prod[0].is_global, len(prod))]
+    history = History(
+        is_training=np.array([r["is_training"] for r in records]),
+        loss=np.stack([r["loss"] for r in records]),
+        local_acceptance=np.array([r["local_acceptance"] for r in records]),
+        global_acceptance=np.array([r["global_acceptance"] for r in records]),
+        step_size=np.array([r["step_size"] for r in records]),
+        training_discarded=np.array([r["training_discarded"] for r in records]),
+    )
+    return SamplerResult(
+        flat_samples=stack(prod, "position"),
+        log_prob=stack(prod, "log_prob"),
+        is_accepted=stack(prod, "is_accepted"),
+        is_global=stack_is_global(prod, n_chains),
+        flat_warmup_samples=stack(warm, "position") if warm else empty_positions(),
+        warmup_log_prob=stack(warm, "log_prob") if warm else empty_stats(float),
+        warmup_is_accepted=stack(warm, "is_accepted") if warm else empty_stats(bool),
+        warmup_is_global=stack_is_global(warm, n_chains),
+        local_acceptance=local_probs.mean(axis=1),
+        global_acceptance=(
+            global_probs.mean(axis=1) if global_probs.shape[1] else np.full(n_chains, np.nan)
+        ),
+        history=history,
+        timings=timings,
+        kernel_params=kernel_params,
+        model_params=model_params,
+        position_spec=spec,
+    )

@@ -1,0 +1,65 @@
+"""A fixed-shape window of recent draws, and fixed-size training sets drawn from it."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from flowmc_like._types import Array, PRNGKey
+
+__all__ = ["DrawBuffer", "append_draws", "init_buffer", "select_training_data"]
+
+
+class DrawBuffer(NamedTuple):
+    """The most recent draws of every chain, oldest first.
+
+    Attributes:
+        draws: ``(n_chains, window_size, n_dim)``; only the last ``n_filled`` columns are draws.
+        n_filled: ``()`` int32, how many of the ``window_size`` columns hold draws.
+    """
+
+    draws: Array
+    n_filled: Array
+
+
+def init_buffer(n_chains: int, window_size: int, n_dim: int, dtype: jnp.dtype) -> DrawBuffer:
+    """An empty buffer (``n_filled = 0``)."""
+    return DrawBuffer(
+        draws=jnp.zeros((n_chains, window_size, n_dim), dtype=dtype),
+        n_filled=jnp.zeros((), dtype=jnp.int32),
+    )
+
+
+def append_draws(buffer: DrawBuffer, new_draws: Array) -> DrawBuffer:
+    """Append ``new_draws`` ``(n_chains, n_new, n_dim)``, dropping the oldest columns."""
+    window_size = buffer.draws.shape[1]
+    n_new = new_draws.shape[1]
+    if n_new >= window_size:
+        draws = new_draws[:, n_new - window_size :]
+    else:
+        draws = jnp.concatenate([buffer.draws[:, n_new:], new_draws.astype(buffer.draws.dtype)], 1)
+    n_filled = jnp.minimum(buffer.n_filled + n_new, window_size).astype(jnp.int32)
+    return DrawBuffer(draws=draws, n_filled=n_filled)
+
+
+def select_training_data(key: PRNGKey, buffer: DrawBuffer, n_examples: int) -> Array:
+    """Resample ``n_examples`` draws uniformly, with replacement, from the filled part.
+
+    The output shape is fixed whatever ``n_filled`` is, so the training step compiles once.
+
+    Args:
+        key: PRNG key.
+        buffer: the window of draws (must have ``n_filled >= 1``).
+        n_examples: number of examples returned.
+
+    Returns:
+        Training examples ``(n_examples, n_dim)``.
+    """
+    n_chains, window_size, _ = buffer.draws.shape
+    key_chain, key_time = jax.random.split(key)
+    chain_index = jax.random.randint(key_chain, (n_examples,), 0, n_chains)
+    first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
+    time_index = jax.random.randint(key_time, (n_examples,), first_filled, window_size)
+    return buffer.draws[chain_index, time_index]

@@ -1,0 +1,243 @@
+"""Conformance of the continuous flows (RealNVP, RQSpline) via flowmc_like.testing.conformance."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flowmc_like._types import Space
+from flowmc_like.models import AbstractGlobalModel, ModelParams, RealNVP, RQSpline
+from flowmc_like.testing import conformance as cf
+
+ALL_MODELS = [
+    RealNVP(n_layers=4, hidden_sizes=(32, 32)),
+    RQSpline(n_layers=4, hidden_sizes=(32, 32), n_bins=8),
+]
+IDS = [type(model).__name__ for model in ALL_MODELS]
+parametrize_models = pytest.mark.parametrize("model", ALL_MODELS, ids=IDS)
+
+
+def skewed_data(key, n_dim, n=4096, scale=1.0):
+    """Skewed, shifted data with unequal scales: non-trivial standardisation statistics."""
+    key_a, key_b = jax.random.split(key)
+    lognormal = jnp.exp(0.5 * jax.random.normal(key_a, (n, n_dim)))
+    gauss = jax.random.normal(key_b, (n, n_dim))
+    columns = [
+        (1.0 + 2.0 * lognormal[:, i]) if i % 2 == 0 else (-3.0 + 0.5 * gauss[:, i])
+        for i in range(n_dim)
+    ]
+    return scale * jnp.stack(columns, axis=1)
+
+
+def perturb(params: ModelParams, key, sigma=0.5) -> ModelParams:
+    """Add N(0, sigma^2) noise to the zero-initialised leaves (conditioner head, biases).
+
+    The flow is then far from the identity (see `test_flow_is_far_from_identity`) yet well
+    conditioned enough for float32 round trips.
+    """
+    leaves, treedef = jax.tree.flatten(params.trainable)
+    keys = jax.random.split(key, len(leaves))
+    noisy = [
+        jnp.where(jnp.all(leaf == 0), leaf + sigma * jax.random.normal(k, leaf.shape, leaf.dtype), leaf)
+        for leaf, k in zip(leaves, keys, strict=True)
+    ]
+    return ModelParams(jax.tree.unflatten(treedef, noisy), params.frozen)
+
+
+def random_params(model, n_dim, seed=0, scale=1.0, sigma=0.5):
+    key_init, key_noise, key_data = jax.random.split(jax.random.key(seed), 3)
+    params = model.init(key_init, n_dim)
+    params = model.prepare(params, skewed_data(key_data, n_dim, scale=scale))
+    return perturb(params, key_noise, sigma)
+
+
+def box(params, width=12.0):
+    mean, scale = np.asarray(params.frozen.mean), np.asarray(params.frozen.scale)
+    return mean - width * scale, mean + width * scale
+
+
+@parametrize_models
+def test_protocol_and_space(model):
+    assert isinstance(model, AbstractGlobalModel)
+    assert model.space is Space.CONTINUOUS
+    params = random_params(model, 2)
+    assert cf.check_model_shapes(model, params, jax.random.key(1)) == 2
+
+
+@parametrize_models
+def test_flow_is_far_from_identity(model):
+    """Guards the other tests: the perturbed flow is not a Gaussian."""
+    params = random_params(model, 2)
+    xs = skewed_data(jax.random.key(5), 2, n=64)
+    fresh = ModelParams(model.init(jax.random.key(0), 2).trainable, params.frozen)
+    log_q = jax.vmap(model.log_prob, in_axes=(None, 0))
+    assert float(jnp.max(jnp.abs(log_q(params, xs) - log_q(fresh, xs)))) > 1.0
+
+
+@parametrize_models
+@pytest.mark.parametrize("n_dim", [1, 2, 3])
+def test_change_of_variables_and_round_trip(model, n_dim):
+    params = random_params(model, n_dim, seed=n_dim)
+    xs = skewed_data(jax.random.key(10 + n_dim), n_dim, n=128)
+    cf.check_model_change_of_variables(model, params, xs, atol=2e-3, rtol=1e-4)
+
+
+@parametrize_models
+def test_change_of_variables_far_outside_spline_range(model):
+    params = random_params(model, 2)
+    mean, scale = params.frozen.mean, params.frozen.scale
+    z = jnp.array([[8.0, -7.0], [-9.0, 0.3], [0.1, 12.0], [20.0, 20.0]])
+    cf.check_model_change_of_variables(model, params, mean + scale * z, atol=2e-3)
+
+
+@parametrize_models
+def test_normalized_on_grid(model):
+    params = random_params(model, 2)
+    lower, upper = box(params)
+    cf.check_model_normalized_2d(model, params, lower, upper, n_grid=400, atol=1e-2)
+
+
+@parametrize_models
+def test_standardization_log_det_included(model):
+    """Data with scale ~10: the density still integrates to 1 (it would be ~1/|det| without)."""
+    params = random_params(model, 2, seed=3, scale=10.0)
+    assert float(jnp.min(params.frozen.scale)) > 4.0
+    lower, upper = box(params)
+    cf.check_model_normalized_2d(model, params, lower, upper, n_grid=400, atol=1e-2)
+
+
+@parametrize_models
+def test_normalized_in_one_dimension(model):
+    params = random_params(model, 1, seed=7)
+    (lower,), (upper,) = box(params, width=15.0)
+    grid = jnp.linspace(lower, upper, 20_001)[:, None]
+    density = jnp.exp(jax.jit(jax.vmap(model.log_prob, in_axes=(None, 0)))(params, grid))
+    integral = float(jnp.trapezoid(density, grid[:, 0]))
+    assert abs(integral - 1.0) < 1e-3, integral
+
+
+@parametrize_models
+def test_identity_at_init(model):
+    data = skewed_data(jax.random.key(2), 2)
+    cf.check_model_identity_at_init(model, jax.random.key(3), data)
+
+
+@parametrize_models
+def test_sample_and_log_prob_agree(model):
+    params = random_params(model, 2)
+    x, log_q = cf.check_model_sample_and_log_prob_agree(model, params, jax.random.key(4))
+    assert x.shape == (512, 2) and log_q.shape == (512,)
+
+
+@parametrize_models
+def test_jit_vmap_grad(model):
+    params = random_params(model, 2)
+    xs = skewed_data(jax.random.key(6), 2, n=32)
+    cf.check_model_jit_vmap_grad(model, params, xs, jax.random.key(7))
+
+
+@parametrize_models
+def test_deterministic_sampling(model):
+    params = random_params(model, 2)
+    a = model.sample_and_log_prob(params, jax.random.key(8))
+    b = model.sample_and_log_prob(params, jax.random.key(8))
+    c = model.sample_and_log_prob(params, jax.random.key(9))
+    np.testing.assert_array_equal(np.asarray(a[0]), np.asarray(b[0]))
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(c[0]))
+
+
+@parametrize_models
+def test_prepare_keeps_trainable_and_fits_statistics(model):
+    params = random_params(model, 2)
+    data = skewed_data(jax.random.key(11), 2)
+    prepared = model.prepare(params, data)
+    assert prepared.trainable is params.trainable
+    np.testing.assert_allclose(prepared.frozen.mean, np.mean(np.asarray(data), 0), rtol=1e-5)
+    np.testing.assert_allclose(prepared.frozen.scale, np.std(np.asarray(data), 0), rtol=1e-4)
+    assert prepared.frozen.mean.dtype == params.frozen.mean.dtype
+
+
+@parametrize_models
+def test_fit_two_mode_mixture_decreases_loss(model):
+    key_mode, key_noise = jax.random.split(jax.random.key(12))
+    n = 1024
+    centers = jnp.where(jax.random.bernoulli(key_mode, 0.5, (n, 1)), 2.0, -2.0)
+    data = jnp.concatenate([centers, jnp.zeros((n, 1))], axis=1)
+    data = data + 0.4 * jax.random.normal(key_noise, (n, 2))
+    params = model.prepare(model.init(jax.random.key(13), 2), data)
+    initial, final = cf.check_model_fit_decreases_loss(
+        model, params, data, n_steps=300, learning_rate=5e-3, min_decrease=0.4
+    )
+    assert initial > final
+
+
+@parametrize_models
+def test_bad_event_shape_raises(model):
+    params = random_params(model, 2)
+    with pytest.raises(ValueError, match=r"expected one event of shape \(n_dim,\) = \(2,\)"):
+        model.log_prob(params, jnp.zeros((5, 2)))
+    with pytest.raises(ValueError, match=r"data has shape \(5, 3\)"):
+        model.prepare(params, jnp.zeros((5, 3)))
+    with pytest.raises(ValueError, match="n_dim"):
+        model.init(jax.random.key(0), 0)
+
+
+@parametrize_models
+def test_float64_under_x64(model):
+    with jax.enable_x64(True):
+        params = random_params(model, 2)
+        for leaf in jax.tree.leaves(params):
+            assert leaf.dtype == jnp.float64
+        xs = skewed_data(jax.random.key(14), 2, n=32)
+        assert xs.dtype == jnp.float64
+        cf.check_model_change_of_variables(model, params, xs, atol=1e-8, rtol=1e-8)
+        x, log_q = model.sample_and_log_prob(params, jax.random.key(15))
+        assert x.dtype == log_q.dtype == jnp.float64
+        # float32 input under x64: computed in float32
+        assert model.log_prob(params, xs[0].astype(jnp.float32)).dtype == jnp.float32
+
+
+@parametrize_models
+def test_config_is_hashable_value(model):
+    assert hash(model) == hash(dataclasses.replace(model))
+    assert model == dataclasses.replace(model)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.n_layers = 3  # type: ignore[misc]
+
+
+def test_hidden_sizes_list_becomes_tuple():
+    assert RQSpline(hidden_sizes=[16, 16]).hidden_sizes == (16, 16)
+    assert RealNVP(hidden_sizes=()).hidden_sizes == ()
+
+
+def test_defaults():
+    assert RQSpline() == RQSpline(n_layers=4, hidden_sizes=(64, 64), n_bins=8, range_limit=5.0)
+    assert RealNVP() == RealNVP(n_layers=8, hidden_sizes=(64, 64), log_scale_limit=2.0)
+
+
+@pytest.mark.parametrize(
+    ("factory", "name"),
+    [
+        (lambda: RealNVP(n_layers=0), "n_layers"),
+        (lambda: RealNVP(n_layers=2.0), "n_layers"),
+        (lambda: RealNVP(n_layers=True), "n_layers"),
+        (lambda: RealNVP(hidden_sizes=(32, 0)), "hidden_sizes"),
+        (lambda: RealNVP(hidden_sizes=5), "hidden_sizes"),
+        (lambda: RealNVP(hidden_sizes="64"), "hidden_sizes"),
+        (lambda: RealNVP(log_scale_limit=0.0), "log_scale_limit"),
+        (lambda: RealNVP(log_scale_limit=float("inf")), "log_scale_limit"),
+        (lambda: RQSpline(n_layers=-1), "n_layers"),
+        (lambda: RQSpline(hidden_sizes=(-4,)), "hidden_sizes"),
+        (lambda: RQSpline(n_bins=1), "n_bins"),
+        (lambda: RQSpline(n_bins=0), "n_bins"),
+        (lambda: RQSpline(n_bins=8.5), "n_bins"),
+        (lambda: RQSpline(range_limit=0), "range_limit"),
+        (lambda: RQSpline(range_limit=float("nan")), "range_limit"),
+        (lambda: RQSpline(range_limit="5"), "range_limit"),
+    ],
+)
+def test_bad_config_raises(factory, name):
+    with pytest.raises(ValueError, match=name):
+        factory()
