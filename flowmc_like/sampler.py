@@ -182,14 +182,21 @@ class Sampler:
     def _has_global(self) -> bool:
         return self.global_model is not None and self.config.n_global_steps > 0
 
-    def _flat_log_prob(self, spec: PositionSpec) -> Callable[[Array, PyTree], Array]:
+    def _user_log_prob(self, spec: PositionSpec) -> Callable[[Array, PyTree], Any]:
         user_log_prob = self.log_prob
         with_data = self.data is not None
 
-        def flat_log_prob(x: Array, data: PyTree) -> Array:
+        def raw_log_prob(x: Array, data: PyTree) -> Any:
             position = spec.unravel(x)
-            value = user_log_prob(position, data) if with_data else user_log_prob(position)
-            return jnp.reshape(jnp.asarray(value), ()).astype(x.dtype)
+            return user_log_prob(position, data) if with_data else user_log_prob(position)
+
+        return raw_log_prob
+
+    def _flat_log_prob(self, spec: PositionSpec) -> Callable[[Array, PyTree], Array]:
+        raw_log_prob = self._user_log_prob(spec)
+
+        def flat_log_prob(x: Array, data: PyTree) -> Array:
+            return jnp.reshape(jnp.asarray(raw_log_prob(x, data)), ()).astype(x.dtype)
 
         return flat_log_prob
 
@@ -313,10 +320,10 @@ class Sampler:
         n_chains, n_dim = (int(s) for s in positions.shape)
         if self.data is not None:
             jax.tree.map(jnp.asarray, self.data)  # fails early on non-array leaves
-        flat_log_prob = self._flat_log_prob(spec)
         _validation.check_log_prob_output(
-            functools.partial(flat_log_prob, data=self.data), positions[0]
+            functools.partial(self._user_log_prob(spec), data=self.data), positions[0]
         )
+        flat_log_prob = self._flat_log_prob(spec)
         positions = _replace_nonfinite_starts(flat_log_prob, positions, self.data)
 
         config = self.config

@@ -37,6 +37,7 @@ Target evaluations per loop and chain (from the source): local phase 1 + 2 * n_l
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -159,6 +160,7 @@ def run(
         g_acc = np.asarray(res["global_accs_production"].data)
         l_acc = np.asarray(res["local_accs_production"].data)
         t_end = tr.stamp("end")
+    shutil.rmtree(outdir, ignore_errors=True)
 
     order = sampler.strategy_order
     assert isinstance(order, list)

@@ -204,11 +204,14 @@ class AbstractCouplingFlow(AbstractGlobalModel):
         """
         n_dim = check_positive_int(type(self).__name__, "n_dim", n_dim)
         dtype = _default_float_dtype()
+        trainable = _init_trainable(self, key, n_dim, dtype)
+        return ModelParams(trainable=trainable, frozen=init_standardization(n_dim, dtype))
+
+    def _init_trainable(self, key: PRNGKey, n_dim: int, dtype: Any) -> PyTree:
         network = self._conditioner_network(n_dim, dtype)
         keys = jax.random.split(key, self.n_layers)
         dummy = jnp.zeros((n_dim,), dtype)
-        trainable = jax.vmap(lambda k: network.init(k, dummy)["params"])(keys)
-        return ModelParams(trainable=trainable, frozen=init_standardization(n_dim, dtype))
+        return jax.vmap(lambda k: network.init(k, dummy)["params"])(keys)
 
     def prepare(self, params: ModelParams, data: ArrayLike) -> ModelParams:
         """Refit the standardisation to ``data`` ``(n_examples, n_dim)``; trainable unchanged.
@@ -257,6 +260,11 @@ class AbstractCouplingFlow(AbstractGlobalModel):
         z = jax.random.normal(key, (n_dim,), dtype=params.frozen.mean.dtype)
         x, log_det = self.forward_and_log_det(params, z)
         return x, standard_normal_log_prob(z) - log_det
+
+
+_init_trainable = jax.jit(
+    AbstractCouplingFlow._init_trainable, static_argnums=(0, 2, 3)
+)  # one compile per (config, n_dim, dtype) instead of dozens of eager op compiles
 
 
 __all__ = [

@@ -18,6 +18,11 @@ from flowmc_like.models._coupling_flow import (
 
 __all__ = ["RQSpline"]
 
+_MIN_BIN_SIZE = 1e-3
+"""Smallest bin width/height (distrax default 1e-4); with `_MIN_KNOT_SLOPE` it bounds how sharp a
+layer can get, which keeps trained float32 flows invertible to ~1e-5."""
+_MIN_KNOT_SLOPE = 1e-3
+
 
 @final
 @dataclasses.dataclass(frozen=True)
@@ -103,4 +108,6 @@ class RQSpline(AbstractCouplingFlow):
             range_min=-self.range_limit,
             range_max=self.range_limit,
             boundary_slopes="identity",
+            min_bin_size=_MIN_BIN_SIZE,
+            min_knot_slope=_MIN_KNOT_SLOPE,
         )

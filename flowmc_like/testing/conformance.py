@@ -411,6 +411,19 @@ __all__ += [
 ]
 
 
+@functools.lru_cache(maxsize=32)
+def _batched_model_fns(
+    model: AbstractGlobalModel,
+) -> tuple[Callable[[ModelParams, Array], Array], Callable[[ModelParams, Array], Any]]:
+    """``jit(vmap(log_prob))`` and ``jit(vmap(sample_and_log_prob))``, cached per model.
+
+    The checks share these, so each model and batch shape compiles once.
+    """
+    log_prob = jax.jit(jax.vmap(model.log_prob, in_axes=(None, 0)))
+    sample = jax.jit(jax.vmap(model.sample_and_log_prob, in_axes=(None, 0)))
+    return log_prob, sample
+
+
 def _standard_normal_log_prob(z: Array) -> Array:
     return -0.5 * jnp.sum(jnp.square(z), axis=-1) - 0.5 * z.shape[-1] * np.log(2.0 * np.pi)
 
@@ -457,13 +470,9 @@ def check_model_sample_and_log_prob_agree(
     Returns:
         The draws ``(n_samples, n_dim)`` and their ``log_q`` ``(n_samples,)``.
     """
-
-    @jax.jit
-    def run(params: ModelParams, keys: PRNGKey) -> tuple[Array, Array, Array]:
-        x, log_q = jax.vmap(model.sample_and_log_prob, in_axes=(None, 0))(params, keys)
-        return x, log_q, jax.vmap(model.log_prob, in_axes=(None, 0))(params, x)
-
-    x, log_q, log_prob = run(params, jax.random.split(key, n_samples))
+    batched_log_prob, batched_sample = _batched_model_fns(model)
+    x, log_q = batched_sample(params, jax.random.split(key, n_samples))
+    log_prob = batched_log_prob(params, x)
     assert bool(jnp.all(jnp.isfinite(log_q))), "non-finite log_q from sample_and_log_prob"
     np.testing.assert_allclose(np.asarray(log_q), np.asarray(log_prob), rtol=rtol, atol=atol)
     return x, log_q
@@ -497,7 +506,7 @@ def check_model_normalized_2d(
     cell = (upper - lower) / n_grid
     axes = [lower[i] + cell[i] * (np.arange(n_grid) + 0.5) for i in range(2)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 2)
-    log_q = jax.jit(jax.vmap(model.log_prob, in_axes=(None, 0)))(params, jnp.asarray(grid))
+    log_q = _batched_model_fns(model)[0](params, jnp.asarray(grid))
     log_q = np.asarray(log_q, dtype=np.float64)
     assert np.all(np.isfinite(log_q)), "non-finite log_prob on the grid"
     integral = float(np.sum(np.exp(log_q)) * np.prod(cell))
@@ -508,9 +517,9 @@ def check_model_normalized_2d(
 def check_model_jit_vmap_grad(
     model: AbstractGlobalModel, params: ModelParams, xs: ArrayLike, key: PRNGKey
 ) -> None:
-    """The model works unjitted, under ``jit(vmap)``, and has finite, non-zero gradients.
+    """The model works per event and under ``jit(vmap)``, and has finite, non-zero gradients.
 
-    Checks: jitted+vmapped ``log_prob`` equals the eager per-event value; ``sample_and_log_prob``
+    Checks: jitted+vmapped ``log_prob`` equals the jitted per-event value; ``sample_and_log_prob``
     vmaps over keys; ``grad`` of ``-mean log_prob`` w.r.t. ``params.trainable`` has the
     trainable tree's structure and shapes, is finite, and is not identically zero.
 
@@ -521,12 +530,16 @@ def check_model_jit_vmap_grad(
         key: PRNG key.
     """
     xs = jnp.asarray(xs)
-    batched = jax.jit(jax.vmap(model.log_prob, in_axes=(None, 0)))(params, xs)
-    eager = jnp.stack([model.log_prob(params, x) for x in xs[:3]])
-    np.testing.assert_allclose(np.asarray(batched[:3]), np.asarray(eager), rtol=1e-5, atol=1e-4)
+    batched_log_prob, batched_sample = _batched_model_fns(model)
+    batched = batched_log_prob(params, xs)
+    single = jax.jit(model.log_prob)
+    one_by_one = jnp.stack([single(params, x) for x in xs[:3]])
+    np.testing.assert_allclose(
+        np.asarray(batched[:3]), np.asarray(one_by_one), rtol=1e-5, atol=1e-4
+    )
 
     keys = jax.random.split(key, 4)
-    samples, log_q = jax.jit(jax.vmap(model.sample_and_log_prob, in_axes=(None, 0)))(params, keys)
+    samples, log_q = batched_sample(params, keys)
     assert samples.shape[0] == 4 and log_q.shape == (4,), (samples.shape, log_q.shape)
 
     def loss(trainable: PyTree) -> Array:
@@ -550,12 +563,12 @@ def check_model_change_of_variables(
     atol: float = 1e-3,
     rtol: float = 1e-4,
 ) -> None:
-    """Bijective models: round trip and log-determinants against ``jax.jacobian``.
+    """Bijective models: round trip and log-determinants against autodiff Jacobians.
 
     For each event ``x``, with ``(z, ld) = model.inverse_and_log_det(params, x)``:
-    ``ld == log|det dz/dx|`` from ``jax.jacobian``; ``log_prob(x) == log N(z; 0, I) + log|det
+    ``ld == log|det dz/dx|`` from ``jax.jacfwd``; ``log_prob(x) == log N(z; 0, I) + log|det
     dz/dx|`` (the change of variables); ``forward_and_log_det(z)`` returns ``x`` and ``-ld``,
-    and its log-determinant equals ``log|det dx/dz|`` from ``jax.jacobian``.
+    and its log-determinant equals ``log|det dx/dz|`` from ``jax.jacfwd``.
 
     Args:
         model: a continuous model with ``inverse_and_log_det(params, x) -> (z, ld)`` and
@@ -569,9 +582,9 @@ def check_model_change_of_variables(
 
     def per_event(params: ModelParams, x: Array) -> tuple[Array, ...]:
         z, inverse_log_det = model.inverse_and_log_det(params, x)
-        jac_inverse = jax.jacobian(lambda x: model.inverse_and_log_det(params, x)[0])(x)
+        jac_inverse = jax.jacfwd(lambda x: model.inverse_and_log_det(params, x)[0])(x)
         x_back, forward_log_det = model.forward_and_log_det(params, z)
-        jac_forward = jax.jacobian(lambda z: model.forward_and_log_det(params, z)[0])(z)
+        jac_forward = jax.jacfwd(lambda z: model.forward_and_log_det(params, z)[0])(z)
         return (
             z,
             inverse_log_det,
@@ -631,7 +644,7 @@ def check_model_identity_at_init(
     mean, std = data.mean(axis=0), data.std(axis=0)
     points = mean + std * 2.0 * np.asarray(jax.random.normal(key_points, (64, n_dim)))
     points = points.astype(data.dtype)
-    log_prob = jax.jit(jax.vmap(model.log_prob, in_axes=(None, 0)))
+    log_prob, batched_sample = _batched_model_fns(model)
 
     np.testing.assert_allclose(
         np.asarray(log_prob(params, points)),
@@ -649,9 +662,7 @@ def check_model_identity_at_init(
         atol=atol,
         err_msg="prepared fresh model is not N(mean, std^2)",
     )
-    samples = jax.jit(jax.vmap(model.sample_and_log_prob, in_axes=(None, 0)))(
-        prepared, jax.random.split(key_sample, n_samples)
-    )[0]
+    samples = batched_sample(prepared, jax.random.split(key_sample, n_samples))[0]
     samples = np.asarray(samples, dtype=np.float64)
     mcse_mean = std / np.sqrt(n_samples)
     assert np.all(np.abs(samples.mean(axis=0) - mean) < 5 * mcse_mean), (

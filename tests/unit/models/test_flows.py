@@ -31,18 +31,20 @@ def skewed_data(key, n_dim, n=4096, scale=1.0):
     return scale * jnp.stack(columns, axis=1)
 
 
-def perturb(params: ModelParams, key, sigma=0.5) -> ModelParams:
-    """Add N(0, sigma^2) noise to the zero-initialised leaves (conditioner head, biases).
+def perturb(params: ModelParams, key, sigma=1.0) -> ModelParams:
+    """Randomise the zero-initialised leaves (conditioner head, biases): the flow is then far
+    from the identity (see `test_flow_is_far_from_identity`).
 
-    The flow is then far from the identity (see `test_flow_is_far_from_identity`) yet well
-    conditioned enough for float32 round trips.
+    Kernels ``(n_layers, fan_in, fan_out)`` get N(0, sigma^2 / fan_in) noise (so the head's
+    outputs are O(sigma)), biases N(0, sigma^2).
     """
     leaves, treedef = jax.tree.flatten(params.trainable)
     keys = jax.random.split(key, len(leaves))
-    noisy = [
-        jnp.where(jnp.all(leaf == 0), leaf + sigma * jax.random.normal(k, leaf.shape, leaf.dtype), leaf)
-        for leaf, k in zip(leaves, keys, strict=True)
-    ]
+    noisy = []
+    for leaf, k in zip(leaves, keys, strict=True):
+        std = sigma / np.sqrt(leaf.shape[1]) if leaf.ndim == 3 else sigma
+        noise = std * jax.random.normal(k, leaf.shape, leaf.dtype)
+        noisy.append(jnp.where(jnp.all(leaf == 0), leaf + noise, leaf))
     return ModelParams(jax.tree.unflatten(treedef, noisy), params.frozen)
 
 
@@ -53,7 +55,13 @@ def random_params(model, n_dim, seed=0, scale=1.0, sigma=0.5):
     return perturb(params, key_noise, sigma)
 
 
-def box(params, width=12.0):
+def typical_points(params, key, n=128, spread=1.5):
+    """Points where the prepared model has most of its mass: mean + spread * scale * N(0, 1)."""
+    mean, scale = params.frozen.mean, params.frozen.scale
+    return mean + spread * scale * jax.random.normal(key, (n, mean.shape[0]), mean.dtype)
+
+
+def box(params, width=8.0):
     mean, scale = np.asarray(params.frozen.mean), np.asarray(params.frozen.scale)
     return mean - width * scale, mean + width * scale
 
@@ -72,46 +80,50 @@ def test_flow_is_far_from_identity(model):
     params = random_params(model, 2)
     xs = skewed_data(jax.random.key(5), 2, n=64)
     fresh = ModelParams(model.init(jax.random.key(0), 2).trainable, params.frozen)
-    log_q = jax.vmap(model.log_prob, in_axes=(None, 0))
+    log_q = jax.jit(jax.vmap(model.log_prob, in_axes=(None, 0)))
     assert float(jnp.max(jnp.abs(log_q(params, xs) - log_q(fresh, xs)))) > 1.0
+
+
+FAR = jnp.array([[8.0, -7.0, 1.0], [-9.0, 0.3, 6.0], [0.1, 12.0, -20.0], [20.0, 20.0, 9.0]])
+"""Standardised points far outside the spline range [-B, B]."""
+
+
+def far_points(params):
+    n_dim = params.frozen.mean.shape[0]
+    return params.frozen.mean + params.frozen.scale * FAR[:, :n_dim].astype(
+        params.frozen.mean.dtype
+    )
 
 
 @parametrize_models
 @pytest.mark.parametrize("n_dim", [1, 2, 3])
 def test_change_of_variables_and_round_trip(model, n_dim):
     params = random_params(model, n_dim, seed=n_dim)
-    xs = skewed_data(jax.random.key(10 + n_dim), n_dim, n=128)
+    xs = typical_points(params, jax.random.key(10 + n_dim))
     cf.check_model_change_of_variables(model, params, xs, atol=2e-3, rtol=1e-4)
 
 
 @parametrize_models
-def test_change_of_variables_far_outside_spline_range(model):
-    params = random_params(model, 2)
-    mean, scale = params.frozen.mean, params.frozen.scale
-    z = jnp.array([[8.0, -7.0], [-9.0, 0.3], [0.1, 12.0], [20.0, 20.0]])
-    cf.check_model_change_of_variables(model, params, mean + scale * z, atol=2e-3)
-
-
-@parametrize_models
 def test_normalized_on_grid(model):
-    params = random_params(model, 2)
+    # sigma = 0.3: far from the identity but without spikes a 300 x 300 grid cannot resolve
+    params = random_params(model, 2, sigma=0.3)
     lower, upper = box(params)
-    cf.check_model_normalized_2d(model, params, lower, upper, n_grid=400, atol=1e-2)
+    cf.check_model_normalized_2d(model, params, lower, upper, n_grid=300, atol=1e-2)
 
 
 @parametrize_models
 def test_standardization_log_det_included(model):
     """Data with scale ~10: the density still integrates to 1 (it would be ~1/|det| without)."""
-    params = random_params(model, 2, seed=3, scale=10.0)
+    params = random_params(model, 2, seed=3, scale=10.0, sigma=0.3)
     assert float(jnp.min(params.frozen.scale)) > 4.0
     lower, upper = box(params)
-    cf.check_model_normalized_2d(model, params, lower, upper, n_grid=400, atol=1e-2)
+    cf.check_model_normalized_2d(model, params, lower, upper, n_grid=300, atol=1e-2)
 
 
 @parametrize_models
 def test_normalized_in_one_dimension(model):
     params = random_params(model, 1, seed=7)
-    (lower,), (upper,) = box(params, width=15.0)
+    (lower,), (upper,) = box(params, width=10.0)
     grid = jnp.linspace(lower, upper, 20_001)[:, None]
     density = jnp.exp(jax.jit(jax.vmap(model.log_prob, in_axes=(None, 0)))(params, grid))
     integral = float(jnp.trapezoid(density, grid[:, 0]))
@@ -162,13 +174,13 @@ def test_prepare_keeps_trainable_and_fits_statistics(model):
 @parametrize_models
 def test_fit_two_mode_mixture_decreases_loss(model):
     key_mode, key_noise = jax.random.split(jax.random.key(12))
-    n = 1024
+    n = 512
     centers = jnp.where(jax.random.bernoulli(key_mode, 0.5, (n, 1)), 2.0, -2.0)
     data = jnp.concatenate([centers, jnp.zeros((n, 1))], axis=1)
     data = data + 0.4 * jax.random.normal(key_noise, (n, 2))
     params = model.prepare(model.init(jax.random.key(13), 2), data)
     initial, final = cf.check_model_fit_decreases_loss(
-        model, params, data, n_steps=300, learning_rate=5e-3, min_decrease=0.4
+        model, params, data, n_steps=200, learning_rate=5e-3, min_decrease=0.4
     )
     assert initial > final
 
@@ -190,8 +202,10 @@ def test_float64_under_x64(model):
         params = random_params(model, 2)
         for leaf in jax.tree.leaves(params):
             assert leaf.dtype == jnp.float64
-        xs = skewed_data(jax.random.key(14), 2, n=32)
+        xs = jnp.concatenate([typical_points(params, jax.random.key(14), n=32), far_points(params)])
         assert xs.dtype == jnp.float64
+        # Far points make the Jacobian ill-conditioned (float32 slogdet is then the inaccurate
+        # side), so they are checked here, in float64.
         cf.check_model_change_of_variables(model, params, xs, atol=1e-8, rtol=1e-8)
         x, log_q = model.sample_and_log_prob(params, jax.random.key(15))
         assert x.dtype == log_q.dtype == jnp.float64
