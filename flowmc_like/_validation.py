@@ -100,15 +100,19 @@ def check_position_values(
             f"{expected}"
         )
     got_chains, got_dim = (int(s) for s in positions.shape)
-    if (n_chains is not None and got_chains != n_chains) or (n_dim is not None and got_dim != n_dim):
+    if (n_chains is not None and got_chains != n_chains) or (
+        n_dim is not None and got_dim != n_dim
+    ):
         raise ValueError(
             f"{argument} has shape {(got_chains, got_dim)}; expected (n_chains, n_dim) = "
             f"({n_chains if n_chains is not None else got_chains}, "
             f"{n_dim if n_dim is not None else got_dim})"
         )
     if got_chains < 1 or got_dim < 1:
-        raise ValueError(f"{argument} must hold at least one chain and one dimension; got shape "
-                         f"{(got_chains, got_dim)}")
+        raise ValueError(
+            f"{argument} must hold at least one chain and one dimension; got shape "
+            f"{(got_chains, got_dim)}"
+        )
     if not jnp.issubdtype(positions.dtype, jnp.floating):
         raise TypeError(
             f"{argument} must hold floating-point values for a continuous kernel; got dtype "
@@ -125,7 +129,7 @@ def check_log_prob_output(log_prob_fn: Callable[[jax.Array], Any], example: jax.
     """Trace ``log_prob_fn`` abstractly (no compilation) and check it returns a float scalar."""
     try:
         out = jax.eval_shape(log_prob_fn, example)
-    except Exception as error:  # noqa: BLE001 - re-raised with context
+    except Exception as error:
         raise TypeError(
             f"log_prob could not be evaluated on one position of shape {tuple(example.shape)} "
             f"and dtype {example.dtype}: {type(error).__name__}: {error}"

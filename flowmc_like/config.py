@@ -58,9 +58,7 @@ class SamplerConfig:
         _validation.check_positive_float("learning_rate", self.learning_rate)
         _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
         if not isinstance(self.progress_bar, bool):
-            raise TypeError(
-                f"progress_bar must be a bool; got {type(self.progress_bar).__name__}"
-            )
+            raise TypeError(f"progress_bar must be a bool; got {type(self.progress_bar).__name__}")
 
     @property
     def effective_batch_size(self) -> int:

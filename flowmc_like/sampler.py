@@ -13,23 +13,28 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowmc_like import _validation
-from flowmc_like._types import Array, PRNGKey, PyTree, Space
+from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like.adapters.pytree import PositionSpec
 from flowmc_like.config import SamplerConfig
 from flowmc_like.kernels.base import AbstractLocalKernel
 from flowmc_like.kernels.mala import MALA
-from flowmc_like.loop import GlobalState, Trace, init_kernel_states, run_global_phase, run_local_phase
+from flowmc_like.loop import (
+    GlobalState,
+    Trace,
+    init_kernel_states,
+    run_global_phase,
+    run_local_phase,
+)
 from flowmc_like.models.base import AbstractGlobalModel
 from flowmc_like.models.rq_spline import RQSpline
 from flowmc_like.result import History, SamplerResult
 from flowmc_like.training.data import (
-    DrawBuffer,
     append_draws,
     init_buffer,
     select_training_data,
 )
 from flowmc_like.training.optim import make_optimizer
-from flowmc_like.training.trainer import TrainState, init_train_state, train_model
+from flowmc_like.training.trainer import init_train_state, train_model
 
 __all__ = ["Sampler"]
 
@@ -247,7 +252,9 @@ class Sampler:
 
         @jax.jit
         def init_states(positions, data):
-            return init_kernel_states(kernel, functools.partial(flat_log_prob, data=data), positions)
+            return init_kernel_states(
+                kernel, functools.partial(flat_log_prob, data=data), positions
+            )
 
         @jax.jit
         def local(key, states, adapt_state, frozen_params, is_adapting, data):
@@ -407,7 +414,9 @@ class Sampler:
                 records.append(
                     _loop_record(host, is_training, discarded, config, global_ is not None)
                 )
-                is_global = np.zeros(config.n_draws_per_loop if global_ else config.n_local_steps, bool)
+                is_global = np.zeros(
+                    config.n_draws_per_loop if global_ else config.n_local_steps, bool
+                )
                 is_global[config.n_local_steps :] = True
                 traces.append(_LoopOutput(host["trace"], is_global))
                 phase_seconds["training" if is_training else "production"] += (
@@ -464,7 +473,11 @@ def _replace_nonfinite_starts(
 
 
 def _loop_record(
-    host: dict[str, Any], is_training: bool, discarded: bool, config: SamplerConfig, has_global: bool
+    host: dict[str, Any],
+    is_training: bool,
+    discarded: bool,
+    config: SamplerConfig,
+    has_global: bool,
 ) -> dict[str, Any]:
     trace = host["trace"]
     local_prob = trace.acceptance_prob[:, : config.n_local_steps]
@@ -488,7 +501,9 @@ def _progress_bar(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="flowmc_like", unit="loop")
 
 
-def _update_progress(progress: Any, loop_index: int, record: dict[str, Any], config: SamplerConfig) -> None:
+def _update_progress(
+    progress: Any, loop_index: int, record: dict[str, Any], config: SamplerConfig
+) -> None:
     if progress is None:
         return
     phase = "training" if record["is_training"] else "production"

@@ -1,0 +1,1 @@
+"""Adapters between user inputs (pytrees, log densities) and ArviZ."""

@@ -75,9 +75,7 @@ class PositionSpec:
             return spec, flat
         first = jax.tree.map(lambda leaf: jnp.asarray(leaf)[0], positions)
         _, unravel = ravel_pytree(first)
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(
-            jax.tree.map(jnp.asarray, positions)
-        )
+        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(jax.tree.map(jnp.asarray, positions))
         paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(first)
         names = tuple(_leaf_name(path) for path, _ in paths_leaves)
         shapes = tuple(tuple(np.shape(leaf)) for _, leaf in paths_leaves)

@@ -1,0 +1,1 @@
+"""Analytic targets, Monte Carlo z-scores and conformance checks for tests."""

@@ -453,7 +453,7 @@ def check_model_sample_and_log_prob_agree(
     model: AbstractGlobalModel,
     params: ModelParams,
     key: PRNGKey,
-    n_samples: int = 512,
+    n_samples: int = 4096,
     rtol: float = 1e-4,
     atol: float = 1e-3,
 ) -> tuple[Array, Array]:
@@ -621,7 +621,7 @@ def check_model_identity_at_init(
     model: AbstractGlobalModel,
     key: PRNGKey,
     data: ArrayLike,
-    n_samples: int = 20_000,
+    n_samples: int = 4096,
     atol: float = 1e-4,
 ) -> None:
     """Continuous flows: a fresh model is N(0, I), and N(mean, diag(std^2)) after ``prepare``.
@@ -634,7 +634,7 @@ def check_model_identity_at_init(
         model: a continuous model whose fresh params are the identity flow.
         key: PRNG key.
         data: ``(n_examples, n_dim)`` training data with non-degenerate columns.
-        n_samples: draws for the moment check.
+        n_samples: draws for the moment check, and number of points for the density check.
         atol: tolerance on log densities.
     """
     data = np.asarray(data)
@@ -642,7 +642,7 @@ def check_model_identity_at_init(
     key_init, key_points, key_sample = jax.random.split(key, 3)
     params = model.init(key_init, n_dim)
     mean, std = data.mean(axis=0), data.std(axis=0)
-    points = mean + std * 2.0 * np.asarray(jax.random.normal(key_points, (64, n_dim)))
+    points = mean + std * 2.0 * np.asarray(jax.random.normal(key_points, (n_samples, n_dim)))
     points = points.astype(data.dtype)
     log_prob, batched_sample = _batched_model_fns(model)
 

@@ -103,6 +103,4 @@ def two_mode_mixture(
         log_components = -0.5 * jnp.sum((x - c) ** 2, axis=-1) - 0.5 * n_dim * jnp.log(2 * jnp.pi)
         return jax.nn.logsumexp(log_components + jnp.asarray(log_weights, dtype=x.dtype))
 
-    return MixtureTarget(
-        log_prob=log_prob, centres=centres, weights=np.asarray(weights), scale=1.0
-    )
+    return MixtureTarget(log_prob=log_prob, centres=centres, weights=np.asarray(weights), scale=1.0)

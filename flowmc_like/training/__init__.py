@@ -1,0 +1,1 @@
+"""Maximum-likelihood training of global models."""

@@ -7,7 +7,9 @@ import optax
 __all__ = ["make_optimizer"]
 
 
-def make_optimizer(learning_rate: float, max_grad_norm: float = 1.0) -> optax.GradientTransformation:
+def make_optimizer(
+    learning_rate: float, max_grad_norm: float = 1.0
+) -> optax.GradientTransformation:
     """Adam with global-norm gradient clipping.
 
     Args:

@@ -52,19 +52,32 @@ def test_is_global_marks_global_draws_and_local_only_runs():
 
 
 @pytest.mark.parametrize(
-    "kernel", [fm.MALA(step_size=0.3), fm.HMC(step_size=0.2, n_leapfrog=3), fm.RandomWalk(scale=0.5)]
+    "kernel",
+    [fm.MALA(step_size=0.3), fm.HMC(step_size=0.2, n_leapfrog=3), fm.RandomWalk(scale=0.5)],
 )
-@pytest.mark.parametrize("model", [fm.RQSpline(n_layers=2, hidden_sizes=(8,), n_bins=4),
-                                   fm.RealNVP(n_layers=2, hidden_sizes=(8,)), None])
+@pytest.mark.parametrize(
+    "model",
+    [
+        fm.RQSpline(n_layers=2, hidden_sizes=(8,), n_bins=4),
+        fm.RealNVP(n_layers=2, hidden_sizes=(8,)),
+        None,
+    ],
+)
 def test_every_kernel_and_model_runs(kernel, model):
     result = _run(local_kernel=kernel, global_model=model)
     assert np.isfinite(result.samples).all()
 
 
 def test_defaults_infer_sizes():
-    result = fm.Sampler(standard_normal, progress_bar=False, n_training_loops=1,
-                        n_production_loops=1, n_local_steps=2, n_global_steps=2,
-                        n_epochs=1).run(jax.random.key(1), jnp.ones((3, 2)))
+    result = fm.Sampler(
+        standard_normal,
+        progress_bar=False,
+        n_training_loops=1,
+        n_production_loops=1,
+        n_local_steps=2,
+        n_global_steps=2,
+        n_epochs=1,
+    ).run(jax.random.key(1), jnp.ones((3, 2)))
     assert result.samples.shape == (3, 4, 2)
 
 
@@ -74,8 +87,10 @@ def test_data_argument_is_passed_through():
 
     result = _run(log_prob, data={"mu": jnp.array([3.0, -3.0])}, x0=jnp.ones((4, 2)) * 3)
     np.testing.assert_allclose(
-        result.log_prob, -0.5 * ((result.samples - np.array([3.0, -3.0])) ** 2).sum(-1),
-        rtol=1e-5, atol=1e-5,
+        result.log_prob,
+        -0.5 * ((result.samples - np.array([3.0, -3.0])) ** 2).sum(-1),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -125,7 +140,10 @@ def test_same_key_same_result_and_sampler_not_mutated():
 @pytest.mark.parametrize(
     "x0, match",
     [
-        (jnp.zeros((4, 3)), r"initial_position has shape \(4, 3\); expected \(n_chains, n_dim\) = \(4, 2\)"),
+        (
+            jnp.zeros((4, 3)),
+            r"initial_position has shape \(4, 3\); expected \(n_chains, n_dim\) = \(4, 2\)",
+        ),
         (jnp.zeros((5, 2)), r"initial_position has shape \(5, 2\); expected .* \(4, 2\)"),
         (jnp.zeros((4,)), r"initial_position has shape \(4,\)"),
         (jnp.zeros((4, 2, 1)), r"initial_position has shape \(4, 2, 1\)"),
@@ -144,7 +162,9 @@ def test_wrong_initial_dtype():
 
 
 def test_nan_in_initial_position():
-    with pytest.raises(ValueError, match=r"initial_position holds NaN or inf values for chains \[1\]"):
+    with pytest.raises(
+        ValueError, match=r"initial_position holds NaN or inf values for chains \[1\]"
+    ):
         _run(x0=jnp.zeros((4, 2)).at[1, 0].set(jnp.nan))
 
 

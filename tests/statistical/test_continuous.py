@@ -56,8 +56,9 @@ def _mixture_start(n_chains, seed=3):
 @pytest.mark.parametrize("kernel_name", ["mala", "hmc"])
 def test_mixture_10d_local_kernels_alone_get_weights_wrong(kernel_name):
     target = two_mode_mixture(n_dim=10)
-    sampler = fm.Sampler(target.log_prob, local_kernel=KERNELS[kernel_name], global_model=None,
-                         progress_bar=False)
+    sampler = fm.Sampler(
+        target.log_prob, local_kernel=KERNELS[kernel_name], global_model=None, progress_bar=False
+    )
     result = sampler.run(jax.random.key(4), _mixture_start(32))
     weight = target.mode_weights(result.flat_samples)[0]
     # The chains stay in the basin they started in (about half of them on each side).
@@ -83,9 +84,15 @@ def test_adaptation_reaches_target_acceptance_on_badly_scaled_gaussian(kernel_na
         return -0.5 * jnp.sum((x / scales) ** 2)
 
     x0 = jax.random.normal(jax.random.key(5), (32, 6)) * scales
-    sampler = fm.Sampler(log_prob, local_kernel=kernel, global_model=None,
-                         n_training_loops=10, n_production_loops=4, n_local_steps=50,
-                         progress_bar=False)
+    sampler = fm.Sampler(
+        log_prob,
+        local_kernel=kernel,
+        global_model=None,
+        n_training_loops=10,
+        n_production_loops=4,
+        n_local_steps=50,
+        progress_bar=False,
+    )
     result = sampler.run(jax.random.key(6), x0)
     target = type(kernel).target_acceptance
     adapting = result.history.local_acceptance[result.history.is_training][-3:]

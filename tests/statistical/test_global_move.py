@@ -55,8 +55,15 @@ def test_imh_test_catches_a_ratio_without_proposal_densities():
 def test_failed_training_keeps_the_last_good_model_and_says_so():
     x0 = jnp.asarray(MEAN) + jnp.zeros((16, 3))
     sampler = fm.Sampler(
-        log_prob, global_model=NaNRegionGaussian(), n_training_loops=4, n_production_loops=10,
-        n_local_steps=30, n_global_steps=30, n_epochs=2, batch_size=256, n_max_examples=512,
+        log_prob,
+        global_model=NaNRegionGaussian(),
+        n_training_loops=4,
+        n_production_loops=10,
+        n_local_steps=30,
+        n_global_steps=30,
+        n_epochs=2,
+        batch_size=256,
+        n_max_examples=512,
         progress_bar=False,
     )
     result = sampler.run(jax.random.key(0), x0)

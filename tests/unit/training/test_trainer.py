@@ -49,7 +49,7 @@ def test_non_finite_update_is_flagged():
     optimizer = make_optimizer(1e-3)
     state = init_train_state(model.init(jax.random.key(0), 2), optimizer)
     data = _bimodal(jax.random.key(1), 512).at[3].set(jnp.nan)
-    _, losses, ok = jax.jit(lambda k, s: train_model(model, optimizer, k, s, data, 2, 128))(
+    _, _, ok = jax.jit(lambda k, s: train_model(model, optimizer, k, s, data, 2, 128))(
         jax.random.key(2), state
     )
     assert not bool(ok)
