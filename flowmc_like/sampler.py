@@ -26,7 +26,7 @@ from flowmc_like.loop import (
     run_local_phase,
 )
 from flowmc_like.models.base import AbstractGlobalModel
-from flowmc_like.models.rq_spline import RQSpline
+from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.result import History, SamplerResult
 from flowmc_like.training.data import (
     append_draws,
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 class _DefaultModel:
     def __repr__(self) -> str:
-        return "RQSpline()"
+        return "RealNVP()"
 
 
 DEFAULT_MODEL: Any = _DefaultModel()
@@ -84,7 +84,9 @@ class Sampler:
         n_dim: flat dimension of a position; inferred from ``initial_position`` if omitted.
         n_chains: number of chains; inferred from ``initial_position`` if omitted.
         local_kernel: `MALA` (default), `HMC` or `RandomWalk`.
-        global_model: `RQSpline` (default), `RealNVP`, or ``None`` for local moves only.
+        global_model: `RealNVP` (default), `RQSpline`, or ``None`` for local moves only.
+            RealNVP trains several times faster per step on CPU and, in the benchmarks,
+            gives more effective samples per second; RQSpline is the more expressive flow.
         n_training_loops: loops while training the model and adapting the kernel.
         n_production_loops: loops whose draws are returned.
         n_local_steps: local steps per chain per loop.
@@ -145,7 +147,7 @@ class Sampler:
                 f"fm.RandomWalk(); got {type(local_kernel).__name__}"
             )
         if global_model is DEFAULT_MODEL:
-            global_model = RQSpline()
+            global_model = RealNVP()
         if global_model is not None and not isinstance(global_model, AbstractGlobalModel):
             raise TypeError(
                 "global_model must be a flowmc_like model such as fm.RQSpline() or fm.RealNVP(), "
