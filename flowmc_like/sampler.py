@@ -260,7 +260,7 @@ class Sampler:
 
         @jax.jit
         def local(key, states, adapt_state, frozen_params, is_adapting, data):
-            return run_local_phase(
+            states, adapt_state, trace = run_local_phase(
                 kernel,
                 adaptation,
                 functools.partial(flat_log_prob, data=data),
@@ -271,6 +271,12 @@ class Sampler:
                 frozen_params,
                 is_adapting,
             )
+            used_params = jax.tree.map(
+                lambda a, b: jnp.where(is_adapting, a, b),
+                adaptation.current(adapt_state),
+                frozen_params,
+            )
+            return states, adapt_state, trace, used_params
 
         global_ = train = None
         if self._has_global:
@@ -291,8 +297,8 @@ class Sampler:
                 return init_kernel_states(kernel, log_prob_fn, final.position), trace
 
             @jax.jit
-            def train(key, train_state, buffer, new_draws):
-                buffer = append_draws(buffer, new_draws)
+            def train(key, train_state, buffer, local_draws, global_draws):
+                buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
                 key_select, key_train = jax.random.split(key)
                 examples = select_training_data(key_select, buffer, config.n_max_examples)
                 new_state, losses, is_finite = train_model(
@@ -357,10 +363,14 @@ class Sampler:
             model_params = self.global_model.init(key_model, n_dim)
             train_state = init_train_state(model_params, optimizer)
             window = config.n_window_loops * config.n_draws_per_loop
-            buffer = init_buffer(n_chains, window, n_dim, positions.dtype)
+            dtype = positions.dtype
+            buffer = init_buffer(n_chains, window, n_dim, dtype)
             global_ = phases.global_.lower(key_loops, states, model_params, self.data).compile()
-            new_draws = jnp.zeros((n_chains, config.n_draws_per_loop, n_dim), positions.dtype)
-            train = phases.train.lower(key_loops, train_state, buffer, new_draws).compile()
+            local_draws = jax.ShapeDtypeStruct((n_chains, config.n_local_steps, n_dim), dtype)
+            global_draws = jax.ShapeDtypeStruct((n_chains, config.n_global_steps, n_dim), dtype)
+            train = phases.train.lower(
+                key_loops, train_state, buffer, local_draws, global_draws
+            ).compile()
         compile_seconds = time.perf_counter() - compile_start
 
         n_loops = config.n_training_loops + config.n_production_loops
@@ -378,29 +388,35 @@ class Sampler:
                     frozen_params = jax.jit(adaptation.final)(adapt_state)
                     is_adapting = jnp.asarray(False)
                 key_local, key_global, key_train = jax.random.split(loop_keys[loop_index], 3)
-                states, adapt_state, local_trace = local(
+                states, adapt_state, local_trace, used_params = local(
                     key_local, states, adapt_state, frozen_params, is_adapting, self.data
                 )
-                loop_traces = [local_trace]
+                global_trace = losses = is_finite = None
                 if global_ is not None:
                     states, global_trace = global_(
                         key_global, states, train_state.params, self.data
                     )
-                    loop_traces.append(global_trace)
-                trace = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=1), *loop_traces)
-                losses = is_finite = None
-                if is_training and train is not None:
-                    buffer, new_state, losses, is_finite = train(
-                        key_train, train_state, buffer, trace.position
-                    )
-                used_params = adaptation.current(adapt_state) if is_training else frozen_params
+                    if is_training:
+                        buffer, new_state, losses, is_finite = train(
+                            key_train,
+                            train_state,
+                            buffer,
+                            local_trace.position,
+                            global_trace.position,
+                        )
                 host = jax.device_get(
                     {
-                        "trace": trace,
+                        "traces": [t for t in (local_trace, global_trace) if t is not None],
                         "losses": losses,
                         "is_finite": is_finite,
                         "step_size": used_params,
                     }
+                )
+                host["trace"] = Trace(
+                    *(
+                        np.concatenate(fields, axis=1)
+                        for fields in zip(*host["traces"], strict=True)
+                    )
                 )
                 discarded = False
                 if losses is not None:
