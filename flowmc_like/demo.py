@@ -83,15 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-chains", type=int, default=32)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
     log = logging.getLogger("flowmc_like.demo")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
     key_init, key_run = jax.random.split(jax.random.key(args.seed))
     initial_position = jax.random.uniform(key_init, (args.n_chains, 2), minval=-6.0, maxval=6.0)
     sampler = fm.Sampler(log_prob, n_dim=2, n_chains=args.n_chains)
     result = sampler.run(key_run, initial_position)
 
-    log.info("\nArviZ summary of the production draws:\n%s", result.summary())
+    log.info("\nArviZ summary of the production draws:\n%s", result.summary().to_string())
     estimated = mode_weights(result.flat_samples)
     for index, (exact, got) in enumerate(zip(WEIGHTS, estimated, strict=True)):
         log.info("mode %d at %s: weight %.3f (exact %.3f)", index, CENTRES[index], got, exact)
