@@ -73,10 +73,11 @@ def to_inference_data(result: SamplerResult, var_names: list[str] | tuple[str, .
     }
     if int(arviz.__version__.split(".")[0]) >= 1:
         groups = {"posterior": posterior, "sample_stats": sample_stats}
-        if result.flat_warmup_samples.shape[1] > 0:
+        has_warmup = result.flat_warmup_samples.shape[1] > 0
+        if has_warmup:
             groups["warmup_posterior"] = warmup
             groups["warmup_sample_stats"] = warmup_stats
-        return arviz.from_dict(groups)
+        return arviz.from_dict(groups, save_warmup=has_warmup)
     has_warmup = result.flat_warmup_samples.shape[1] > 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
