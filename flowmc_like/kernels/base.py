@@ -79,6 +79,14 @@ class AbstractLocalKernel(abc.ABC):
     ) -> tuple[Any, StepInfo]:
         """One transition of one chain; returns the new state and its `StepInfo`."""
 
+    def check_target(self, log_prob_fn: LogProbFn, positions: Array) -> None:
+        """Check, before anything is compiled, what the kernel needs from the target.
+
+        Called by the `Sampler` with the starting positions ``(n_chains, n_dim)``; raises a
+        ValueError or TypeError with a clear message. The default checks nothing.
+        """
+        del log_prob_fn, positions
+
     @abc.abstractmethod
     def adaptation(
         self,

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 
 from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
 from flowmc_like.kernels._adaptation import step_size_adaptation
+from flowmc_like.kernels._proposal import AbstractProposalKernel
 from flowmc_like.kernels._utils import as_float_position, positive_finite_float
-from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
-from flowmc_like.kernels.metropolis import mh_accept
+from flowmc_like.kernels.base import Adaptation
 
 __all__ = ["MALA", "MALAParams", "MALAState"]
 
@@ -44,7 +44,7 @@ class MALAParams(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class MALA(AbstractLocalKernel):
+class MALA(AbstractProposalKernel):
     """Metropolis-adjusted Langevin algorithm.
 
     With step size ``h`` (``step_size``) and ``xi ~ N(0, I)``, the proposal is::
@@ -171,25 +171,6 @@ class MALA(AbstractLocalKernel):
             params, proposed.position, current.position, current.grad
         )
         return proposed.log_prob - current.log_prob + log_q_reverse - log_q_forward
-
-    def step(
-        self, key: PRNGKey, state: MALAState, log_prob_fn: LogProbFn, params: MALAParams
-    ) -> tuple[MALAState, StepInfo]:
-        """One MALA transition of one chain.
-
-        Args:
-            key: PRNG key.
-            state: current state.
-            log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
-            params: current params.
-
-        Returns:
-            The next state and its `StepInfo`.
-        """
-        key_propose, key_accept = jax.random.split(key)
-        proposed = self.propose(key_propose, state, log_prob_fn, params)
-        log_ratio = self.log_acceptance_ratio(params, state, proposed)
-        return mh_accept(key_accept, log_ratio, proposed, state)
 
     def adaptation(
         self,

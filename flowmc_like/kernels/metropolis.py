@@ -10,9 +10,29 @@ import jax.numpy as jnp
 from flowmc_like._types import Array, PRNGKey
 from flowmc_like.kernels.base import StepInfo
 
-__all__ = ["mh_accept"]
+__all__ = ["acceptance_probability", "mh_accept"]
 
 State = TypeVar("State")
+
+
+def acceptance_probability(log_ratio: Array, proposed_log_prob: Array | None = None) -> Array:
+    """``min(1, exp(log_ratio))``, and 0 whenever the move is not a finite number.
+
+    Any non-finite ``log_ratio`` (NaN, +inf or -inf) or a non-finite ``proposed_log_prob``
+    gives probability 0: a chain never moves to a state whose density or ratio is not finite.
+
+    Args:
+        log_ratio: log Metropolis-Hastings ratio of the move current -> proposed (any shape).
+        proposed_log_prob: target log density at the proposal (same shape), if known.
+
+    Returns:
+        The acceptance probability, same shape and dtype as ``log_ratio``.
+    """
+    is_valid = jnp.isfinite(log_ratio)
+    if proposed_log_prob is not None:
+        is_valid = is_valid & jnp.isfinite(proposed_log_prob)
+    log_ratio = jnp.where(is_valid, log_ratio, -jnp.inf)
+    return jnp.exp(jnp.minimum(log_ratio, 0.0))
 
 
 def mh_accept(
@@ -20,8 +40,8 @@ def mh_accept(
 ) -> tuple[State, StepInfo]:
     """Accept ``proposed`` with probability min(1, exp(log_ratio)), else keep ``current``.
 
-    Any non-finite ``log_ratio`` (NaN, +inf or -inf) or a non-finite ``proposed.log_prob`` is
-    a rejection: a chain never moves to a state whose density or ratio is not a finite number.
+    The probability comes from `acceptance_probability`, so a non-finite ratio or a non-finite
+    ``proposed.log_prob`` is always a rejection.
 
     Args:
         key: PRNG key for the uniform draw.
@@ -32,9 +52,7 @@ def mh_accept(
     Returns:
         The next state and its `StepInfo`.
     """
-    is_valid = jnp.isfinite(log_ratio) & jnp.isfinite(proposed.log_prob)
-    log_ratio = jnp.where(is_valid, log_ratio, -jnp.inf)
-    acceptance_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
-    is_accepted = jax.random.uniform(key, dtype=acceptance_prob.dtype) < acceptance_prob
+    prob = acceptance_probability(log_ratio, proposed.log_prob)  # type: ignore[attr-defined]
+    is_accepted = jax.random.uniform(key, dtype=prob.dtype) < prob
     state = jax.tree.map(lambda new, old: jnp.where(is_accepted, new, old), proposed, current)
-    return state, StepInfo(acceptance_prob, is_accepted)
+    return state, StepInfo(prob, is_accepted)

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 
 from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
 from flowmc_like.kernels._adaptation import step_size_adaptation
+from flowmc_like.kernels._proposal import AbstractProposalKernel
 from flowmc_like.kernels._utils import as_float_position, positive_finite_float
-from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
-from flowmc_like.kernels.metropolis import mh_accept
+from flowmc_like.kernels.base import Adaptation
 
 __all__ = ["RandomWalk", "RandomWalkParams", "RandomWalkState"]
 
@@ -41,7 +41,7 @@ class RandomWalkParams(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class RandomWalk(AbstractLocalKernel):
+class RandomWalk(AbstractProposalKernel):
     """Random-walk Metropolis with an isotropic Gaussian increment.
 
     With scale ``s`` and ``xi ~ N(0, I)``, the proposal is ``x' = x + s xi``, with density::
@@ -156,29 +156,6 @@ class RandomWalk(AbstractLocalKernel):
         log_q_reverse = self.proposal_log_density(params, current.position, proposed.position)
         log_q_forward = self.proposal_log_density(params, proposed.position, current.position)
         return proposed.log_prob - current.log_prob + log_q_reverse - log_q_forward
-
-    def step(
-        self,
-        key: PRNGKey,
-        state: RandomWalkState,
-        log_prob_fn: LogProbFn,
-        params: RandomWalkParams,
-    ) -> tuple[RandomWalkState, StepInfo]:
-        """One random-walk Metropolis transition of one chain.
-
-        Args:
-            key: PRNG key.
-            state: current state.
-            log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
-            params: current params.
-
-        Returns:
-            The next state and its `StepInfo`.
-        """
-        key_propose, key_accept = jax.random.split(key)
-        proposed = self.propose(key_propose, state, log_prob_fn, params)
-        log_ratio = self.log_acceptance_ratio(params, state, proposed)
-        return mh_accept(key_accept, log_ratio, proposed, state)
 
     def adaptation(
         self,
