@@ -19,6 +19,7 @@ __all__ = [
     "check_key",
     "check_log_prob_output",
     "check_nonnegative_int",
+    "check_position_dtype",
     "check_position_values",
     "check_positive_float",
     "check_positive_int",
@@ -79,16 +80,47 @@ def check_key(key: Any) -> jax.Array:
     )
 
 
+def check_position_dtype(argument: str, dtype: Any, n_categories: int | None) -> None:
+    """Floating positions for a continuous kernel, integer ones for a discrete kernel.
+
+    Args:
+        argument: the argument's name in messages.
+        dtype: the positions' dtype.
+        n_categories: ``K`` for a discrete kernel, None for a continuous one.
+    """
+    if n_categories is None:
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"{argument} must hold floating-point values for a continuous kernel; got dtype "
+                f"{dtype} (convert with jnp.asarray(x, dtype=float), or use fm.SiteFlip for "
+                "discrete states)"
+            )
+    elif dtype == np.bool_ or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"{argument} must hold integers in [0, {n_categories}) for the discrete kernel "
+            f"SiteFlip(n_categories={n_categories}); got dtype {dtype} (convert with "
+            "jnp.asarray(s, dtype=jnp.int32))"
+        )
+
+
 def check_position_values(
-    positions: jax.Array, n_chains: int | None, n_dim: int | None, argument: str
+    positions: jax.Array,
+    n_chains: int | None,
+    n_dim: int | None,
+    argument: str,
+    n_categories: int | None = None,
 ) -> tuple[int, int]:
-    """Check a flat ``(n_chains, n_dim)`` continuous position array; return its sizes.
+    """Check flat ``(n_chains, n_dim)`` positions; return their sizes.
+
+    Continuous positions (``n_categories`` None) must be finite floats; discrete positions
+    must be integers in ``[0, n_categories)``.
 
     Args:
         positions: the flattened initial positions.
         n_chains: the ``n_chains`` the user gave to the Sampler, if any.
         n_dim: the ``n_dim`` the user gave, if any.
         argument: the argument's name in messages.
+        n_categories: ``K`` for a discrete kernel, None for a continuous one.
 
     Returns:
         ``(n_chains, n_dim)``.
@@ -113,15 +145,22 @@ def check_position_values(
             f"{argument} must hold at least one chain and one dimension; got shape "
             f"{(got_chains, got_dim)}"
         )
-    if not jnp.issubdtype(positions.dtype, jnp.floating):
-        raise TypeError(
-            f"{argument} must hold floating-point values for a continuous kernel; got dtype "
-            f"{positions.dtype} (convert with jnp.asarray(x, dtype=float))"
-        )
-    bad = ~np.all(np.isfinite(np.asarray(positions)), axis=1)
-    if bad.any():
-        chains = np.flatnonzero(bad).tolist()
-        raise ValueError(f"{argument} holds NaN or inf values for chains {chains[:20]}")
+    check_position_dtype(argument, positions.dtype, n_categories)
+    values = np.asarray(positions)
+    if n_categories is None:
+        bad = ~np.all(np.isfinite(values), axis=1)
+        if bad.any():
+            chains = np.flatnonzero(bad).tolist()
+            raise ValueError(f"{argument} holds NaN or inf values for chains {chains[:20]}")
+    else:
+        bad = np.any((values < 0) | (values >= n_categories), axis=1)
+        if bad.any():
+            chains = np.flatnonzero(bad).tolist()
+            raise ValueError(
+                f"{argument} holds values outside [0, {n_categories}) (got min {values.min()}, "
+                f"max {values.max()}) for chains {chains[:20]}; SiteFlip(n_categories="
+                f"{n_categories}) expects categories 0, ..., {n_categories - 1}"
+            )
     return got_chains, got_dim
 
 

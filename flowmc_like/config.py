@@ -17,7 +17,7 @@ class SamplerConfig:
         n_training_loops: loops of (local phase, global phase, training) while adapting.
         n_production_loops: loops of (local phase, global phase) with everything frozen;
             their draws are the result.
-        n_local_steps: local-kernel steps per loop.
+        n_local_steps: local-kernel steps per loop (0: global moves only).
         n_global_steps: independence-MH proposals per chain per loop.
         n_epochs: passes over the training examples per training loop.
         batch_size: examples per optimiser step (clamped to ``n_max_examples``).
@@ -46,7 +46,6 @@ class SamplerConfig:
         for name in (
             "n_training_loops",
             "n_production_loops",
-            "n_local_steps",
             "n_epochs",
             "batch_size",
             "n_max_examples",
@@ -54,7 +53,13 @@ class SamplerConfig:
             "global_chunk_size",
         ):
             _validation.check_positive_int(name, getattr(self, name))
+        _validation.check_nonnegative_int("n_local_steps", self.n_local_steps)
         _validation.check_nonnegative_int("n_global_steps", self.n_global_steps)
+        if self.n_local_steps + self.n_global_steps < 1:
+            raise ValueError(
+                "n_local_steps + n_global_steps must be >= 1 (each loop must take a step); got "
+                f"n_local_steps={self.n_local_steps}, n_global_steps={self.n_global_steps}"
+            )
         _validation.check_positive_float("learning_rate", self.learning_rate)
         _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
         if not isinstance(self.progress_bar, bool):

@@ -13,11 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowmc_like import _validation
-from flowmc_like._types import Array, PRNGKey, PyTree
+from flowmc_like._types import Array, PRNGKey, PyTree, Space
 from flowmc_like.adapters.pytree import PositionSpec
 from flowmc_like.config import SamplerConfig
 from flowmc_like.kernels.base import AbstractLocalKernel
 from flowmc_like.kernels.mala import MALA
+from flowmc_like.kernels.site_flip import SiteFlip
 from flowmc_like.loop import (
     GlobalState,
     Trace,
@@ -25,6 +26,7 @@ from flowmc_like.loop import (
     run_global_phase,
     run_local_phase,
 )
+from flowmc_like.models.autoregressive import Autoregressive
 from flowmc_like.models.base import AbstractGlobalModel
 from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.result import History, SamplerResult
@@ -43,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 class _DefaultModel:
     def __repr__(self) -> str:
-        return "RealNVP()"
+        return "<default: RealNVP() or Autoregressive(n_categories=K)>"
 
 
 DEFAULT_MODEL: Any = _DefaultModel()
@@ -59,6 +61,58 @@ class _CompiledPhases(NamedTuple):
     local: Callable[..., Any]
     global_: Callable[..., Any] | None
     train: Callable[..., Any] | None
+
+
+def _resolve_kernel_and_model(
+    local_kernel: Any, global_model: Any
+) -> tuple[AbstractLocalKernel, AbstractGlobalModel | None]:
+    """Fill in the defaults and check that the kernel and the model work on the same space.
+
+    Defaults follow whichever of the two is given: a discrete model gets
+    ``SiteFlip(n_categories=K)``, a discrete kernel gets ``Autoregressive(n_categories=K)``;
+    otherwise ``MALA()`` and ``RealNVP()``.
+    """
+    if global_model is not DEFAULT_MODEL and global_model is not None:
+        if not isinstance(global_model, AbstractGlobalModel):
+            raise TypeError(
+                "global_model must be a flowmc_like model such as fm.RealNVP(), fm.RQSpline() "
+                "or fm.Autoregressive(), or None for local moves only; got "
+                f"{type(global_model).__name__}"
+            )
+    if local_kernel is None:
+        if isinstance(global_model, AbstractGlobalModel) and global_model.space is Space.DISCRETE:
+            local_kernel = SiteFlip(n_categories=global_model.n_categories)  # type: ignore[attr-defined]
+        else:
+            local_kernel = MALA()
+    if not isinstance(local_kernel, AbstractLocalKernel):
+        raise TypeError(
+            "local_kernel must be a flowmc_like kernel such as fm.MALA(), fm.HMC(), "
+            f"fm.RandomWalk() or fm.SiteFlip(); got {type(local_kernel).__name__}"
+        )
+    if global_model is DEFAULT_MODEL:
+        if local_kernel.space is Space.DISCRETE:
+            global_model = Autoregressive(n_categories=local_kernel.n_categories)  # type: ignore[attr-defined]
+        else:
+            global_model = RealNVP()
+    if global_model is None:
+        return local_kernel, None
+    if global_model.space is not local_kernel.space:
+        raise ValueError(
+            f"local_kernel {local_kernel!r} works on a {local_kernel.space.value} space but "
+            f"global_model {type(global_model).__name__} on a {global_model.space.value} "
+            "space; use a kernel and a model of the same space (fm.SiteFlip with "
+            "fm.Autoregressive for discrete states; fm.MALA, fm.HMC or fm.RandomWalk with "
+            "fm.RealNVP or fm.RQSpline for continuous ones)"
+        )
+    if local_kernel.space is Space.DISCRETE:
+        kernel_k = local_kernel.n_categories  # type: ignore[attr-defined]
+        model_k = global_model.n_categories  # type: ignore[attr-defined]
+        if kernel_k != model_k:
+            raise ValueError(
+                f"local_kernel has n_categories={kernel_k} but global_model has "
+                f"n_categories={model_k}; they must agree"
+            )
+    return local_kernel, global_model
 
 
 def _step_size_of(params: Any) -> float:
@@ -82,14 +136,21 @@ class Sampler:
             ``data`` is given, ``log_prob(x, data)``. ``x`` is a ``(n_dim,)`` array or one
             chain's pytree when ``initial_position`` is a pytree.
         n_dim: flat dimension of a position; inferred from ``initial_position`` if omitted.
+            Continuous positions are floats; discrete ones integers in ``[0, n_categories)``
+            (stored as int32).
         n_chains: number of chains; inferred from ``initial_position`` if omitted.
-        local_kernel: `MALA` (default), `HMC` or `RandomWalk`.
+        local_kernel: `MALA` (default), `HMC` or `RandomWalk` for continuous states;
+            `SiteFlip` for discrete ones (the default when ``global_model`` is discrete).
         global_model: `RealNVP` (default), `RQSpline`, or ``None`` for local moves only.
             RealNVP trains several times faster per step on CPU and, in the benchmarks,
             gives more effective samples per second; RQSpline is the more expressive flow.
+            For discrete states: `Autoregressive` (the default with a `SiteFlip` kernel).
+            Kernel and model must work on the same space, and for discrete states agree on
+            ``n_categories``; otherwise construction raises a ValueError.
         n_training_loops: loops while training the model and adapting the kernel.
         n_production_loops: loops whose draws are returned.
-        n_local_steps: local steps per chain per loop.
+        n_local_steps: local steps per chain per loop (sweeps of ``n_dim`` site updates for
+            `SiteFlip`); 0 runs global moves only, which needs a model.
         n_global_steps: global proposals per chain per loop (ignored without a model).
         n_epochs: training epochs per training loop.
         batch_size: training minibatch size.
@@ -139,26 +200,7 @@ class Sampler:
         self.n_chains = (
             None if n_chains is None else _validation.check_positive_int("n_chains", n_chains)
         )
-        if local_kernel is None:
-            local_kernel = MALA()
-        if not isinstance(local_kernel, AbstractLocalKernel):
-            raise TypeError(
-                "local_kernel must be a flowmc_like kernel such as fm.MALA(), fm.HMC() or "
-                f"fm.RandomWalk(); got {type(local_kernel).__name__}"
-            )
-        if global_model is DEFAULT_MODEL:
-            global_model = RealNVP()
-        if global_model is not None and not isinstance(global_model, AbstractGlobalModel):
-            raise TypeError(
-                "global_model must be a flowmc_like model such as fm.RQSpline() or fm.RealNVP(), "
-                f"or None for local moves only; got {type(global_model).__name__}"
-            )
-        if global_model is not None and global_model.space is not local_kernel.space:
-            raise ValueError(
-                f"local_kernel {type(local_kernel).__name__} works on a {local_kernel.space.value} "
-                f"space but global_model {type(global_model).__name__} on a "
-                f"{global_model.space.value} space; use a kernel and a model of the same space"
-            )
+        local_kernel, global_model = _resolve_kernel_and_model(local_kernel, global_model)
         self.local_kernel = local_kernel
         self.global_model = global_model
         self.config = SamplerConfig(
@@ -174,6 +216,12 @@ class Sampler:
             global_chunk_size=global_chunk_size,
             progress_bar=progress_bar,
         )
+        if self.config.n_local_steps == 0 and not self._has_global:
+            raise ValueError(
+                "n_local_steps=0 runs global moves only, which needs a global_model and "
+                f"n_global_steps >= 1; got global_model={global_model!r}, "
+                f"n_global_steps={n_global_steps}"
+            )
         self.data = data
 
     def __repr__(self) -> str:
@@ -184,6 +232,13 @@ class Sampler:
         )
 
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def _n_categories(self) -> int | None:
+        """K for a discrete kernel (positions are checked against ``[0, K)``), else None."""
+        if self.local_kernel.space is Space.DISCRETE:
+            return int(self.local_kernel.n_categories)  # type: ignore[attr-defined]
+        return None
 
     @property
     def _has_global(self) -> bool:
@@ -203,7 +258,8 @@ class Sampler:
         raw_log_prob = self._user_log_prob(spec)
 
         def flat_log_prob(x: Array, data: PyTree) -> Array:
-            return jnp.reshape(jnp.asarray(raw_log_prob(x, data)), ()).astype(x.dtype)
+            dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+            return jnp.reshape(jnp.asarray(raw_log_prob(x, data)), ()).astype(dtype)
 
         return flat_log_prob
 
@@ -226,18 +282,20 @@ class Sampler:
                     f"got leaf shapes {shapes}"
                 )
             for leaf in leaves:
-                if not jnp.issubdtype(np.asarray(leaf).dtype, jnp.floating):
-                    raise TypeError(
-                        "initial_position must hold floating-point values for a continuous "
-                        f"kernel; got a leaf of dtype {np.asarray(leaf).dtype}"
-                    )
+                _validation.check_position_dtype(
+                    "initial_position", np.asarray(leaf).dtype, self._n_categories
+                )
         elif np.ndim(initial_position) != 2:
             raise ValueError(
                 f"initial_position has shape {tuple(np.shape(initial_position))}; expected "
                 f"(n_chains, n_dim) = ({self.n_chains or 'n_chains'}, {self.n_dim or 'n_dim'})"
             )
         spec, flat = PositionSpec.from_batched(initial_position)
-        _validation.check_position_values(flat, self.n_chains, self.n_dim, "initial_position")
+        _validation.check_position_values(
+            flat, self.n_chains, self.n_dim, "initial_position", self._n_categories
+        )
+        if self._n_categories is not None:
+            flat = flat.astype(jnp.int32)
         return spec, flat
 
     def _build_phases(
@@ -248,7 +306,7 @@ class Sampler:
         model = self.global_model
         flat_log_prob = self._flat_log_prob(spec)
         adaptation = kernel.adaptation(
-            n_dim, config.n_local_steps, n_chains, config.n_training_loops
+            n_dim, max(config.n_local_steps, 1), n_chains, config.n_training_loops
         )
         optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
 
@@ -340,6 +398,7 @@ class Sampler:
         )
         flat_log_prob = self._flat_log_prob(spec)
         positions = _replace_nonfinite_starts(flat_log_prob, positions, self.data)
+        self.local_kernel.check_target(functools.partial(flat_log_prob, data=self.data), positions)
 
         config = self.config
         phases, (adaptation, optimizer) = self._build_phases(spec, n_chains, n_dim)
@@ -504,7 +563,7 @@ def _loop_record(
     return {
         "is_training": is_training,
         "loss": np.full(config.n_epochs, np.nan) if losses is None else np.asarray(losses),
-        "local_acceptance": float(np.mean(local_prob)),
+        "local_acceptance": float(np.mean(local_prob)) if local_prob.size else float("nan"),
         "global_acceptance": float(np.mean(global_prob)) if has_global else float("nan"),
         "step_size": _step_size_of(host["step_size"]),
         "training_discarded": discarded,
@@ -590,7 +649,9 @@ def _assemble_result(
         warmup_log_prob=stack(warm, "log_prob") if warm else empty_stats(float),
         warmup_is_accepted=stack(warm, "is_accepted") if warm else empty_stats(bool),
         warmup_is_global=stack_is_global(warm, n_chains),
-        local_acceptance=local_probs.mean(axis=1),
+        local_acceptance=(
+            local_probs.mean(axis=1) if local_probs.shape[1] else np.full(n_chains, np.nan)
+        ),
         global_acceptance=(
             global_probs.mean(axis=1) if global_probs.shape[1] else np.full(n_chains, np.nan)
         ),

@@ -1,7 +1,8 @@
 """Global models: exactly normalised proposal densities trained online (flows)."""
 
+from flowmc_like.models.autoregressive import Autoregressive
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.models.rq_spline import RQSpline
 
-__all__ = ["AbstractGlobalModel", "ModelParams", "RQSpline", "RealNVP"]
+__all__ = ["AbstractGlobalModel", "Autoregressive", "ModelParams", "RQSpline", "RealNVP"]

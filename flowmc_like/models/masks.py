@@ -1,14 +1,25 @@
-"""Coupling masks (pure functions returning static numpy arrays).
+"""Coupling masks and MADE masks (pure functions returning static numpy arrays).
 
-Convention (distrax's `MaskedCoupling`): ``mask[i] = True`` means coordinate ``i`` is kept
-unchanged and conditioned upon; ``False`` means it is transformed.
+Coupling convention (distrax's `MaskedCoupling`): ``mask[i] = True`` means coordinate ``i`` is
+kept unchanged and conditioned upon; ``False`` means it is transformed.
+
+MADE convention (Germain et al. 2015, "MADE: Masked Autoencoder for Distribution
+Estimation"): every unit carries a degree; a weight from a unit of degree ``a`` to a hidden unit
+of degree ``b`` is kept iff ``b >= a``, to an output unit iff ``b > a``. Masks are laid out like
+a flax ``Dense`` kernel, ``(fan_in, fan_out)``, True = connection kept.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["alternating_masks", "coupling_mask"]
+__all__ = [
+    "alternating_masks",
+    "coupling_mask",
+    "made_hidden_degrees",
+    "made_masks",
+    "made_site_degrees",
+]
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -68,3 +79,93 @@ def alternating_masks(n_dim: int, n_layers: int) -> np.ndarray:
     """
     n_layers = _check_positive_int("n_layers", n_layers)
     return np.stack([coupling_mask(n_dim, layer) for layer in range(n_layers)])
+
+
+# --------------------------------------------------------------------------- MADE
+
+
+def made_site_degrees(n_dim: int, n_categories: int) -> np.ndarray:
+    """Degrees of the one-hot input (or the output logit) units of an autoregressive model.
+
+    Units are laid out site-major: unit ``i * n_categories + k`` is category ``k`` of site
+    ``i`` and has degree ``i``.
+
+    Args:
+        n_dim: number of sites, ``>= 1``.
+        n_categories: units per site, ``>= 1``.
+
+    Returns:
+        Integer numpy array of shape ``(n_dim * n_categories,)``.
+
+    Example:
+        >>> made_site_degrees(3, 2)
+        array([0, 0, 1, 1, 2, 2])
+    """
+    n_dim = _check_positive_int("n_dim", n_dim)
+    n_categories = _check_positive_int("n_categories", n_categories)
+    return np.repeat(np.arange(n_dim), n_categories)
+
+
+def made_hidden_degrees(n_dim: int, size: int) -> np.ndarray:
+    """Cyclic degrees of one hidden layer: ``m(h) = h mod max(n_dim - 1, 1)``.
+
+    For ``n_dim >= 2`` the degrees cycle over ``0 .. n_dim - 2``: degree ``n_dim - 1`` would
+    feed no output (site ``i`` only reads hidden units of degree ``< i <= n_dim - 1``), and a
+    cyclic assignment (rather than MADE's random one) spreads the units evenly over the sites
+    and makes the network a deterministic function of ``(n_dim, hidden_sizes)``. For
+    ``n_dim = 1`` every degree is 0: the hidden units then see the single site but reach no
+    output, so the only logit is a learned bias, as it must be.
+
+    Args:
+        n_dim: number of sites, ``>= 1``.
+        size: number of hidden units, ``>= 1``.
+
+    Returns:
+        Integer numpy array of shape ``(size,)``.
+
+    Example:
+        >>> made_hidden_degrees(4, 7)
+        array([0, 1, 2, 0, 1, 2, 0])
+    """
+    n_dim = _check_positive_int("n_dim", n_dim)
+    size = _check_positive_int("size", size)
+    return np.arange(size) % max(n_dim - 1, 1)
+
+
+def made_masks(
+    n_dim: int, n_categories: int, hidden_sizes: tuple[int, ...]
+) -> tuple[np.ndarray, ...]:
+    """MADE connectivity masks for a one-hot input ``(n_dim, n_categories)``.
+
+    With input and output degrees from `made_site_degrees` and hidden degrees from
+    `made_hidden_degrees`, the mask into hidden layer ``l`` is ``m_l[b] >= m_{l-1}[a]`` and the
+    mask into the output is ``m_out[b] > m_L[a]`` (strict), so output site ``i`` depends only on
+    input sites ``< i``; site 0's logits depend on nothing (a bias only). With no hidden layers
+    the single mask is the strict one from input to output (a masked linear map).
+
+    Args:
+        n_dim: number of sites, ``>= 1``.
+        n_categories: number of categories ``K``, ``>= 1``.
+        hidden_sizes: hidden widths ``(H_1, ..., H_L)``, possibly empty.
+
+    Returns:
+        ``L + 1`` boolean arrays shaped like flax kernels: ``(n_dim * K, H_1)``, ``(H_1, H_2)``,
+        ..., ``(H_L, n_dim * K)``.
+
+    Example:
+        >>> first, output = made_masks(3, 1, (2,))
+        >>> first.astype(int)
+        array([[1, 1],
+               [0, 1],
+               [0, 0]])
+        >>> output.astype(int)
+        array([[0, 1, 1],
+               [0, 0, 1]])
+    """
+    sites = made_site_degrees(n_dim, n_categories)
+    degrees = [sites] + [made_hidden_degrees(n_dim, size) for size in hidden_sizes]
+    masks = [
+        degrees[layer][:, None] <= degrees[layer + 1][None, :] for layer in range(len(hidden_sizes))
+    ]
+    masks.append(degrees[-1][:, None] < sites[None, :])
+    return tuple(masks)

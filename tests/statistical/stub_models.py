@@ -67,3 +67,43 @@ class NaNRegionGaussian(AbstractGlobalModel):
         loc, log_scale = params.trainable["loc"], params.trainable["log_scale"]
         x = loc + jnp.exp(log_scale) * jax.random.normal(key, loc.shape)
         return x, self.log_prob(params, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class TwoClusterSpinModel(AbstractGlobalModel):
+    """Spins from an equal mixture of two product laws: every site is 1 with prob ``bias`` in
+    the first component and ``1 - bias`` in the second (nothing to train). Covers both
+    magnetised modes of a ferromagnet, so the importance weights p/q stay bounded."""
+
+    n_dim: int
+    bias: float = 0.8
+    n_categories: ClassVar[int] = 2
+    space: ClassVar[Space] = Space.DISCRETE
+
+    def init(self, key, n_dim):
+        return ModelParams(trainable={}, frozen={})
+
+    def prepare(self, params, data):
+        return params
+
+    def log_prob(self, params, x):
+        ones = jnp.sum(x)
+        zeros = x.shape[0] - ones
+        up = ones * jnp.log(self.bias) + zeros * jnp.log1p(-self.bias)
+        down = zeros * jnp.log(self.bias) + ones * jnp.log1p(-self.bias)
+        return jnp.logaddexp(up, down) - jnp.log(2.0)
+
+    def sample_and_log_prob(self, params, key):
+        key_component, key_sites = jax.random.split(key)
+        is_up = jax.random.bernoulli(key_component)
+        p_one = jnp.where(is_up, self.bias, 1.0 - self.bias)
+        x = jax.random.bernoulli(key_sites, p_one, (self.n_dim,)).astype(jnp.int32)
+        return x, self.log_prob(params, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingDensitySpinModel(TwoClusterSpinModel):
+    """A deliberately wrong discrete model: reports log q = 0 (the MH ratio misses q)."""
+
+    def log_prob(self, params, x):
+        return jnp.zeros((), jnp.float32)
