@@ -18,6 +18,7 @@ __all__ = [
     "check_callable",
     "check_key",
     "check_log_prob_output",
+    "check_nonnegative_float",
     "check_nonnegative_int",
     "check_position_dtype",
     "check_position_values",
@@ -55,6 +56,15 @@ def check_positive_float(name: str, value: Any) -> float:
         raise TypeError(f"{name} must be a positive finite number; got {_describe(value)}")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number; got {value}")
+    return float(value)
+
+
+def check_nonnegative_float(name: str, value: Any) -> float:
+    """Return ``value`` as a float if it is a finite number >= 0, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative finite number; got {_describe(value)}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative finite number; got {value}")
     return float(value)
 
 

@@ -26,6 +26,9 @@ class SamplerConfig:
         n_window_loops: the training window holds the draws of this many most recent loops.
         global_chunk_size: proposals evaluated per vmapped batch in the global phase.
         max_grad_norm: gradient clipping threshold for training.
+        reverse_kl_weight: weight ``lambda >= 0`` of a reverse-KL (variational) term added to
+            the maximum-likelihood loss, ``NLL + lambda * KL(q || p)``, estimated from
+            ``batch_size`` fresh model draws per optimiser step (0: off).
         progress_bar: show a tqdm progress bar.
     """
 
@@ -40,6 +43,7 @@ class SamplerConfig:
     n_window_loops: int = 3
     global_chunk_size: int = 4096
     max_grad_norm: float = 1.0
+    reverse_kl_weight: float = 0.0
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
@@ -62,6 +66,7 @@ class SamplerConfig:
             )
         _validation.check_positive_float("learning_rate", self.learning_rate)
         _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
+        _validation.check_nonnegative_float("reverse_kl_weight", self.reverse_kl_weight)
         if not isinstance(self.progress_bar, bool):
             raise TypeError(f"progress_bar must be a bool; got {type(self.progress_bar).__name__}")
 

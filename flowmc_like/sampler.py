@@ -36,7 +36,7 @@ from flowmc_like.training.data import (
     select_training_data,
 )
 from flowmc_like.training.optim import make_optimizer
-from flowmc_like.training.trainer import init_train_state, train_model
+from flowmc_like.training.trainer import ReverseKL, init_train_state, train_model
 
 __all__ = ["Sampler"]
 
@@ -158,6 +158,12 @@ class Sampler:
         n_max_examples: examples resampled from the recent draws for each training loop.
         n_window_loops: how many recent loops' draws form the training window.
         global_chunk_size: proposals evaluated per vmapped batch (bounds memory).
+        reverse_kl_weight: ``lambda >= 0``; when positive, each training step minimises
+            ``NLL(chain draws) + lambda * KL(q || p)``, the reverse (variational) KL estimated
+            from ``batch_size`` fresh model draws with a leave-one-out score-function
+            gradient (extra target evaluations). It helps when the chains' draws are too
+            correlated to teach the model much, e.g. the Ising model near its critical point
+            (see the docs); default 0 (maximum likelihood only).
         data: any pytree passed to ``log_prob`` as its second argument (traced, never baked in).
         progress_bar: show a tqdm progress bar.
 
@@ -192,6 +198,7 @@ class Sampler:
         n_max_examples: int = SamplerConfig.n_max_examples,
         n_window_loops: int = SamplerConfig.n_window_loops,
         global_chunk_size: int = SamplerConfig.global_chunk_size,
+        reverse_kl_weight: float = SamplerConfig.reverse_kl_weight,
         data: PyTree = None,
         progress_bar: bool = SamplerConfig.progress_bar,
     ) -> None:
@@ -214,6 +221,7 @@ class Sampler:
             n_max_examples=n_max_examples,
             n_window_loops=n_window_loops,
             global_chunk_size=global_chunk_size,
+            reverse_kl_weight=reverse_kl_weight,
             progress_bar=progress_bar,
         )
         if self.config.n_local_steps == 0 and not self._has_global:
@@ -355,10 +363,17 @@ class Sampler:
                 return init_kernel_states(kernel, log_prob_fn, final.position), trace
 
             @jax.jit
-            def train(key, train_state, buffer, local_draws, global_draws):
+            def train(key, train_state, buffer, local_draws, global_draws, data):
                 buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
                 key_select, key_train = jax.random.split(key)
                 examples = select_training_data(key_select, buffer, config.n_max_examples)
+                reverse_kl = None
+                if config.reverse_kl_weight > 0:
+                    reverse_kl = ReverseKL(
+                        functools.partial(flat_log_prob, data=data),
+                        config.reverse_kl_weight,
+                        max(config.effective_batch_size, 2),
+                    )
                 new_state, losses, is_finite = train_model(
                     model,
                     optimizer,
@@ -367,6 +382,7 @@ class Sampler:
                     examples,
                     config.n_epochs,
                     config.effective_batch_size,
+                    reverse_kl,
                 )
                 return buffer, new_state, losses, is_finite
 
@@ -428,7 +444,7 @@ class Sampler:
             local_draws = jax.ShapeDtypeStruct((n_chains, config.n_local_steps, n_dim), dtype)
             global_draws = jax.ShapeDtypeStruct((n_chains, config.n_global_steps, n_dim), dtype)
             train = phases.train.lower(
-                key_loops, train_state, buffer, local_draws, global_draws
+                key_loops, train_state, buffer, local_draws, global_draws, self.data
             ).compile()
         compile_seconds = time.perf_counter() - compile_start
 
@@ -462,6 +478,7 @@ class Sampler:
                             buffer,
                             local_trace.position,
                             global_trace.position,
+                            self.data,
                         )
                 host = jax.device_get(
                     {

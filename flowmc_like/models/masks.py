@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "alternating_masks",
     "coupling_mask",
+    "made_direct_mask",
     "made_hidden_degrees",
     "made_masks",
     "made_site_degrees",
@@ -130,6 +131,27 @@ def made_hidden_degrees(n_dim: int, size: int) -> np.ndarray:
     n_dim = _check_positive_int("n_dim", n_dim)
     size = _check_positive_int("size", size)
     return np.arange(size) % max(n_dim - 1, 1)
+
+
+def made_direct_mask(n_dim: int, n_categories: int) -> np.ndarray:
+    """Mask of direct input-to-output connections: output site ``i`` reads input sites ``< i``.
+
+    Args:
+        n_dim: number of sites, ``>= 1``.
+        n_categories: number of categories ``K``, ``>= 1``.
+
+    Returns:
+        Boolean ``(n_dim * K, n_dim * K)``, shaped like a flax kernel (input rows, output
+        columns).
+
+    Example:
+        >>> made_direct_mask(3, 1).astype(int)
+        array([[0, 1, 1],
+               [0, 0, 1],
+               [0, 0, 0]])
+    """
+    sites = made_site_degrees(n_dim, n_categories)
+    return sites[:, None] < sites[None, :]
 
 
 def made_masks(

