@@ -213,6 +213,8 @@ def test_log_prob_that_fails_on_one_position():
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"learning_rate": 0.0}, ValueError, "learning_rate must be a positive finite number"),
         ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+        ({"reverse_kl_weight": -1.0}, ValueError, "reverse_kl_weight must be a non-negative"),
+        ({"reverse_kl_weight": "high"}, TypeError, "reverse_kl_weight"),
         ({"local_kernel": "mala"}, TypeError, "local_kernel must be a flowmc_like kernel"),
         ({"global_model": "flow"}, TypeError, "global_model must be a flowmc_like model"),
         ({"progress_bar": "yes"}, TypeError, "progress_bar must be a bool"),

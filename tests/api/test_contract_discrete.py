@@ -83,6 +83,14 @@ def test_local_only_and_global_only():
     assert np.isnan(global_only.local_acceptance).all()
 
 
+def test_reverse_kl_term_runs_and_keeps_the_chain_exact():
+    result = _run(reverse_kl_weight=10.0)
+    assert np.isfinite(result.history.loss[:2]).all()
+    np.testing.assert_allclose(
+        result.log_prob, np.asarray(jax.vmap(jax.vmap(ISING.log_prob))(result.samples)), atol=1e-5
+    )
+
+
 def test_defaults_follow_the_space():
     sampler = fm.Sampler(POTTS.log_prob, local_kernel=fm.SiteFlip(3))
     assert sampler.global_model == fm.Autoregressive(n_categories=3)
