@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -426,12 +428,11 @@ class Sampler:
 
         # Compile every phase ahead of time so that its cost is measured on its own.
         compile_start = time.perf_counter()
-        init_states = phases.init_states.lower(positions, self.data).compile()
-        states = init_states(positions, self.data)
-        local = phases.local.lower(
+        lowered = {"init_states": phases.init_states.lower(positions, self.data)}
+        states = jax.eval_shape(phases.init_states, positions, self.data)
+        lowered["local"] = phases.local.lower(
             key_loops, states, adapt_state, kernel_params, is_adapting, self.data
-        ).compile()
-        global_ = train = None
+        )
         train_state = buffer = None
         if self._has_global:
             assert self.global_model is not None
@@ -440,12 +441,16 @@ class Sampler:
             window = config.n_window_loops * config.n_draws_per_loop
             dtype = positions.dtype
             buffer = init_buffer(n_chains, window, n_dim, dtype)
-            global_ = phases.global_.lower(key_loops, states, model_params, self.data).compile()
+            lowered["global"] = phases.global_.lower(key_loops, states, model_params, self.data)
             local_draws = jax.ShapeDtypeStruct((n_chains, config.n_local_steps, n_dim), dtype)
             global_draws = jax.ShapeDtypeStruct((n_chains, config.n_global_steps, n_dim), dtype)
-            train = phases.train.lower(
+            lowered["train"] = phases.train.lower(
                 key_loops, train_state, buffer, local_draws, global_draws, self.data
-            ).compile()
+            )
+        compiled = _compile_all(lowered)
+        init_states, local = compiled["init_states"], compiled["local"]
+        global_, train = compiled.get("global"), compiled.get("train")
+        states = init_states(positions, self.data)
         compile_seconds = time.perf_counter() - compile_start
 
         n_loops = config.n_training_loops + config.n_production_loops
@@ -538,6 +543,16 @@ class Sampler:
 
 
 # ---------------------------------------------------------------------- host-side helpers
+
+
+def _compile_all(lowered: dict[str, Any]) -> dict[str, Any]:
+    """Compile the lowered phases concurrently (XLA compiles outside the GIL), one per core."""
+    n_workers = min(len(lowered), os.cpu_count() or 1)
+    if n_workers <= 1:
+        return {name: phase.compile() for name, phase in lowered.items()}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n_workers) as pool:
+        futures = {name: pool.submit(phase.compile) for name, phase in lowered.items()}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def _replace_nonfinite_starts(

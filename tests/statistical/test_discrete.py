@@ -53,11 +53,6 @@ def exact_ising_l4():
     return enumerate_lattice(4, 2, BETA_C)
 
 
-@pytest.fixture(scope="module")
-def exact_potts_l4():
-    return enumerate_lattice(4, 3, 1.0)
-
-
 def _random_states(target, seed=0):
     values = np.random.default_rng(seed).integers(0, target.n_categories, (N_CHAINS, target.n_dim))
     return jnp.asarray(values, jnp.int32)
@@ -75,39 +70,35 @@ def _z_scores(result, exact):
     return mean_z_scores(observables, exact.mean[:3], exact.sd[:3])
 
 
-@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
-def test_ising_l4_at_beta_c_matches_enumeration(configuration, exact_ising_l4):
-    target = ISING_L4
-    has_model, overrides = CONFIGURATIONS[configuration]
-    result = _run(
-        target,
-        fm.SiteFlip(2, delta_log_prob=target.delta_log_prob),
-        fm.Autoregressive(2, hidden_sizes=(32,), symmetric=True) if has_model else None,
-        jax.random.key(1),
-        **overrides,
-    )
-    z = _z_scores(result, exact_ising_l4)
-    assert np.all(np.abs(z) < Z_BOUND), z
-    if has_model:
-        assert result.global_acceptance.mean() > 0.3
+LATTICES = {  # name -> (target, SiteFlip mode, seed, minimum global acceptance)
+    "ising_l4_beta_c": (ISING_L4, "metropolis", 1, 0.3),
+    "potts3_l4_beta_1": (POTTS_L4, "gibbs", 2, 0.2),
+}
+LATTICE_CASES = [
+    pytest.param(lattice, configuration, marks=[pytest.mark.slow] if "potts" in lattice else [])
+    for lattice in LATTICES
+    for configuration in CONFIGURATIONS
+]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
-def test_potts3_l4_matches_transfer_matrix(configuration, exact_potts_l4):
-    target = POTTS_L4
+@pytest.mark.parametrize("lattice, configuration", LATTICE_CASES)
+def test_small_lattice_matches_exact_values(lattice, configuration):
+    """Ising 4x4 at beta_c (2^16 states enumerated), 3-state Potts 4x4 (transfer matrix)."""
+    target, mode, seed, min_acceptance = LATTICES[lattice]
+    exact = enumerate_lattice(target.L, target.n_categories, target.beta)
     has_model, overrides = CONFIGURATIONS[configuration]
+    k = target.n_categories
     result = _run(
         target,
-        fm.SiteFlip(3, mode="gibbs", delta_log_prob=target.delta_log_prob),
-        fm.Autoregressive(3, hidden_sizes=(32,), symmetric=True) if has_model else None,
-        jax.random.key(2),
+        fm.SiteFlip(k, mode=mode, delta_log_prob=target.delta_log_prob),
+        fm.Autoregressive(k, hidden_sizes=(32,), symmetric=True) if has_model else None,
+        jax.random.key(seed),
         **overrides,
     )
-    z = _z_scores(result, exact_potts_l4)
+    z = _z_scores(result, exact)
     assert np.all(np.abs(z) < Z_BOUND), z
     if has_model:
-        assert result.global_acceptance.mean() > 0.2
+        assert result.global_acceptance.mean() > min_acceptance
 
 
 # --- Independence MH in isolation, and a proof that these tests catch a wrong ratio -----------
