@@ -93,12 +93,12 @@ class Autoregressive(AbstractGlobalModel):
             is only correct to want it when the target is invariant, and costs ``K`` forward
             passes per density evaluation.
         direct_connections: add the direct input-to-output weights (``(n_dim K)^2`` of them;
-            ignored when ``hidden_sizes=()``, which is that map alone). Default True: on the
-            Ising model at its critical point they lower the model's KL divergence from the
-            target several-fold for the same hidden width, because a site's conditional is
-            dominated by a near-linear function of its already-drawn neighbours, which a
-            MADE hidden layer of width ~``n_dim`` (about one unit per degree) represents
-            poorly.
+            ignored when ``hidden_sizes=()``, which is that map alone). Default True: a
+            site's conditional is dominated by a near-linear function of its already-drawn
+            neighbours, which a MADE hidden layer of width ~``n_dim`` (about one unit per
+            degree) represents poorly. Measured global acceptance on the Ising model at its
+            critical point: 0.59 with them and 0.03 without at L = 16 (hidden 256,
+            ``reverse_kl_weight=10``), 0.78 and 0.54 at L = 8 (hidden 64, maximum likelihood).
 
     Example:
         >>> import jax, jax.numpy as jnp
