@@ -100,11 +100,11 @@ def _resolve_kernel_and_model(
         return local_kernel, None
     if global_model.space is not local_kernel.space:
         raise ValueError(
-            f"local_kernel {local_kernel!r} works on a {local_kernel.space.value} space but "
-            f"global_model {type(global_model).__name__} on a {global_model.space.value} "
-            "space; use a kernel and a model of the same space (fm.SiteFlip with "
-            "fm.Autoregressive for discrete states; fm.MALA, fm.HMC or fm.RandomWalk with "
-            "fm.RealNVP or fm.RQSpline for continuous ones)"
+            f"local_kernel {type(local_kernel).__name__} works on a {local_kernel.space.value} "
+            f"space but global_model {type(global_model).__name__} on a "
+            f"{global_model.space.value} space; use a kernel and a model of the same space "
+            "(fm.SiteFlip with fm.Autoregressive for discrete states; fm.MALA, fm.HMC or "
+            "fm.RandomWalk with fm.RealNVP or fm.RQSpline for continuous ones)"
         )
     if local_kernel.space is Space.DISCRETE:
         kernel_k = local_kernel.n_categories  # type: ignore[attr-defined]

@@ -370,8 +370,9 @@ class Autoregressive(AbstractGlobalModel):
             # Row (i, s_i) of the direct weights, as logits (n_dim, K) of every site; the
             # carry accumulates them like the first layer's pre-activation.
             w_direct = (
-                jnp.where(made_direct_mask(n_dim, k), params.trainable["direct"]["kernel"], 0)
-                .reshape(n_dim, k, n_dim, k)
+                jnp.where(
+                    made_direct_mask(n_dim, k), params.trainable["direct"]["kernel"], 0
+                ).reshape(n_dim, k, n_dim, k)
                 if has_direct
                 else jnp.zeros((n_dim, 0), w_first.dtype)
             )
