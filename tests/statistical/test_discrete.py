@@ -104,30 +104,22 @@ def test_small_lattice_matches_exact_values(lattice, configuration):
 # --- Independence MH in isolation, and a proof that these tests catch a wrong ratio -----------
 
 
-def test_global_move_with_a_fixed_product_proposal_is_exact(exact_ising_l4):
+def _global_only_z_scores(model, exact):
+    """z-scores of an independence sampler with a fixed (untrained) proposal on Ising 4x4."""
     result = _run(
-        ISING_L4,
-        fm.SiteFlip(2),
-        TwoClusterSpinModel(ISING_L4.n_dim),
-        jax.random.key(3),
-        n_local_steps=0,
-        n_global_steps=50,
+        ISING_L4, fm.SiteFlip(2), model, jax.random.key(3), n_local_steps=0, n_global_steps=50
     )
-    z = _z_scores(result, exact_ising_l4)
+    return _z_scores(result, exact)
+
+
+def test_global_move_with_a_fixed_two_cluster_proposal_is_exact(exact_ising_l4):
+    z = _global_only_z_scores(TwoClusterSpinModel(ISING_L4.n_dim), exact_ising_l4)
     assert np.all(np.abs(z) < Z_BOUND), z
 
 
 def test_z_test_catches_a_global_move_without_its_proposal_density(exact_ising_l4):
     """Dropping q(x)/q(x') from the ratio samples p*q instead of p: the z-tests fail loudly."""
-    result = _run(
-        ISING_L4,
-        fm.SiteFlip(2),
-        MissingDensitySpinModel(ISING_L4.n_dim),
-        jax.random.key(3),
-        n_local_steps=0,
-        n_global_steps=50,
-    )
-    z = _z_scores(result, exact_ising_l4)
+    z = _global_only_z_scores(MissingDensitySpinModel(ISING_L4.n_dim), exact_ising_l4)
     assert np.max(np.abs(z)) > 2 * Z_BOUND, z
 
 
