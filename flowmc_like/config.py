@@ -29,6 +29,8 @@ class SamplerConfig:
         reverse_kl_weight: weight ``lambda >= 0`` of a reverse-KL (variational) term added to
             the maximum-likelihood loss, ``NLL + lambda * KL(q || p)``, estimated from
             ``batch_size`` fresh model draws per optimiser step (0: off).
+        local_in_latent_space: run the local kernel in the flow's base space (the trained
+            flow as a preconditioner); needs a continuous flow model.
         progress_bar: show a tqdm progress bar.
     """
 
@@ -44,6 +46,7 @@ class SamplerConfig:
     global_chunk_size: int = 4096
     max_grad_norm: float = 1.0
     reverse_kl_weight: float = 0.0
+    local_in_latent_space: bool = False
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
@@ -67,6 +70,11 @@ class SamplerConfig:
         _validation.check_positive_float("learning_rate", self.learning_rate)
         _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
         _validation.check_nonnegative_float("reverse_kl_weight", self.reverse_kl_weight)
+        if not isinstance(self.local_in_latent_space, bool):
+            raise TypeError(
+                "local_in_latent_space must be a bool; got "
+                f"{type(self.local_in_latent_space).__name__}"
+            )
         if not isinstance(self.progress_bar, bool):
             raise TypeError(f"progress_bar must be a bool; got {type(self.progress_bar).__name__}")
 

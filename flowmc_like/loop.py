@@ -16,7 +16,14 @@ from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
 from flowmc_like.kernels.metropolis import mh_accept
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 
-__all__ = ["GlobalState", "Trace", "init_kernel_states", "run_global_phase", "run_local_phase"]
+__all__ = [
+    "GlobalState",
+    "Trace",
+    "init_kernel_states",
+    "run_global_phase",
+    "run_latent_local_phase",
+    "run_local_phase",
+]
 
 
 class Trace(NamedTuple):
@@ -175,3 +182,76 @@ def run_global_phase(
     infos: StepInfo
     trace = Trace(states.position, states.log_prob, infos.is_accepted, infos.acceptance_prob)
     return final, trace
+
+
+def run_latent_local_phase(
+    kernel: AbstractLocalKernel,
+    adaptation: Adaptation,
+    model: AbstractGlobalModel,
+    model_params: ModelParams,
+    log_prob_fn: LogProbFn,
+    n_steps: int,
+    key: PRNGKey,
+    current: GlobalState,
+    adapt_state: PyTree,
+    frozen_params: PyTree,
+    is_adapting: Array,
+) -> tuple[GlobalState, PyTree, Trace]:
+    """`run_local_phase` in the flow's base space: the trained flow as a preconditioner.
+
+    With the flow ``x = T(z)``, the kernel samples ``p_z(z) = p(T(z)) |det dT/dz|``, the
+    target seen through the flow. ``T`` is a fixed bijection during the phase, so the phase
+    is a valid Markov chain for ``p`` in ``x``-space; where the flow has learned the target's
+    shape (a funnel's neck, a curved ridge, a rotated ill-conditioned Gaussian), ``p_z`` is
+    close to a standard normal and the kernel's single step size fits it everywhere.
+
+    Chains start from ``z = T^{-1}(x)`` and their draws are mapped back with ``T``. Until a
+    chain's first accepted move its recorded position stays the exact ``x`` it started from
+    (the round trip ``T(T^{-1}(x))`` is exact only up to rounding).
+
+    Args:
+        kernel: the local kernel (static), run on ``z``.
+        adaptation: its adaptation functions (static); they see ``z``-space positions.
+        model: a bijective flow with ``forward_and_log_det`` and ``inverse_and_log_det``.
+        model_params: the flow's params (fixed during the phase).
+        log_prob_fn: one position ``(n_dim,)`` -> scalar target log density.
+        n_steps: number of steps (static, ``>= 1``).
+        key: PRNG key.
+        current: positions ``(n_chains, n_dim)`` and their target log densities.
+        adapt_state: adaptation state.
+        frozen_params: kernel params used when not adapting.
+        is_adapting: ``()`` bool.
+
+    Returns:
+        The final ``x``-space positions and log densities, the new adaptation state, and the
+        `Trace` in ``x``-space (``log_prob`` is the target's).
+    """
+
+    def forward(z: Array) -> tuple[Array, Array]:
+        return model.forward_and_log_det(model_params, z)  # type: ignore[attr-defined]
+
+    def latent_log_prob(z: Array) -> Array:
+        x, log_det = forward(z)
+        return log_prob_fn(x) + log_det.astype(z.dtype)
+
+    z, _ = jax.vmap(model.inverse_and_log_det, in_axes=(None, 0))(  # type: ignore[attr-defined]
+        model_params, current.position
+    )
+    states = init_kernel_states(kernel, latent_log_prob, z.astype(current.position.dtype))
+    _, adapt_state, trace = run_local_phase(
+        kernel,
+        adaptation,
+        latent_log_prob,
+        n_steps,
+        key,
+        states,
+        adapt_state,
+        frozen_params,
+        is_adapting,
+    )
+    x, log_det = jax.vmap(jax.vmap(forward))(trace.position)
+    has_moved = jnp.cumsum(trace.is_accepted, axis=1) > 0
+    position = jnp.where(has_moved[..., None], x, current.position[:, None])
+    log_prob = jnp.where(has_moved, trace.log_prob - log_det, current.log_prob[:, None])
+    trace = trace._replace(position=position, log_prob=log_prob)
+    return GlobalState(position[:, -1], log_prob[:, -1]), adapt_state, trace

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -26,6 +27,7 @@ from flowmc_like.loop import (
     Trace,
     init_kernel_states,
     run_global_phase,
+    run_latent_local_phase,
     run_local_phase,
 )
 from flowmc_like.models.autoregressive import Autoregressive
@@ -59,7 +61,7 @@ class _LoopOutput(NamedTuple):
 
 
 class _CompiledPhases(NamedTuple):
-    init_states: Callable[..., Any]
+    setup: Callable[..., Any]
     local: Callable[..., Any]
     global_: Callable[..., Any] | None
     train: Callable[..., Any] | None
@@ -117,6 +119,19 @@ def _resolve_kernel_and_model(
     return local_kernel, global_model
 
 
+def _check_latent_model(model: AbstractGlobalModel | None, config: SamplerConfig) -> None:
+    """``local_in_latent_space`` needs a trained bijective flow and local steps."""
+    is_flow = hasattr(model, "forward_and_log_det") and hasattr(model, "inverse_and_log_det")
+    if model is None or not is_flow or config.n_global_steps < 1 or config.n_local_steps < 1:
+        raise ValueError(
+            "local_in_latent_space=True runs the local kernel through the trained flow, so it "
+            "needs a continuous flow global_model (fm.RealNVP() or fm.RQSpline()), "
+            "n_global_steps >= 1 and n_local_steps >= 1; got "
+            f"global_model={model!r}, n_global_steps={config.n_global_steps}, "
+            f"n_local_steps={config.n_local_steps}"
+        )
+
+
 def _step_size_of(params: Any) -> float:
     for name in ("step_size", "scale"):
         if hasattr(params, name):
@@ -166,6 +181,12 @@ class Sampler:
             gradient (extra target evaluations). It helps when the chains' draws are too
             correlated to teach the model much, e.g. the Ising model near its critical point
             (see the docs); default 0 (maximum likelihood only).
+        local_in_latent_space: run the local kernel on ``z = T^{-1}(x)``, the target seen
+            through the current flow ``T`` (the trained flow as a preconditioner). It helps
+            when the target's local scale varies or its shape is curved or ill-conditioned
+            (funnels, banana-shaped ridges, strongly correlated Gaussians); each local step
+            then also costs a pass through the flow. Needs a continuous flow model. Default
+            False.
         data: any pytree passed to ``log_prob`` as its second argument (traced, never baked in).
         progress_bar: show a tqdm progress bar.
 
@@ -201,6 +222,7 @@ class Sampler:
         n_window_loops: int = SamplerConfig.n_window_loops,
         global_chunk_size: int = SamplerConfig.global_chunk_size,
         reverse_kl_weight: float = SamplerConfig.reverse_kl_weight,
+        local_in_latent_space: bool = SamplerConfig.local_in_latent_space,
         data: PyTree = None,
         progress_bar: bool = SamplerConfig.progress_bar,
     ) -> None:
@@ -224,6 +246,7 @@ class Sampler:
             n_window_loops=n_window_loops,
             global_chunk_size=global_chunk_size,
             reverse_kl_weight=reverse_kl_weight,
+            local_in_latent_space=local_in_latent_space,
             progress_bar=progress_bar,
         )
         if self.config.n_local_steps == 0 and not self._has_global:
@@ -232,6 +255,8 @@ class Sampler:
                 f"n_global_steps >= 1; got global_model={global_model!r}, "
                 f"n_global_steps={n_global_steps}"
             )
+        if self.config.local_in_latent_space:
+            _check_latent_model(self.global_model, self.config)
         self.data = data
 
     def __repr__(self) -> str:
@@ -309,48 +334,96 @@ class Sampler:
         return spec, flat
 
     def _build_phases(
-        self, spec: PositionSpec, n_chains: int, n_dim: int
+        self, spec: PositionSpec, n_chains: int, n_dim: int, key_impl: str
     ) -> tuple[_CompiledPhases, Any]:
+        """The run's jitted phases, not yet compiled.
+
+        Nothing in a run executes eagerly (each eager op compiles on its own): `setup` draws
+        every key of the run and builds every initial state in one call, and the phases take
+        raw key data (``uint32``; rewrapped inside with ``key_impl``) so the host only indexes
+        numpy arrays between calls.
+        """
         config = self.config
         kernel = self.local_kernel
         model = self.global_model
+        has_global = self._has_global
         flat_log_prob = self._flat_log_prob(spec)
         adaptation = kernel.adaptation(
             n_dim, max(config.n_local_steps, 1), n_chains, config.n_training_loops
         )
         optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
+        n_loops = config.n_training_loops + config.n_production_loops
+
+        def wrap(key_data: Array) -> PRNGKey:
+            return jax.random.wrap_key_data(key_data, impl=key_impl)
 
         @jax.jit
-        def init_states(positions, data):
-            return init_kernel_states(
+        def setup(key, positions, kernel_params, data):
+            if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+                key = wrap(key)
+            _, key_model, key_loops = jax.random.split(key, 3)
+            loop_keys = jax.vmap(lambda k: jax.random.split(k, 3))(
+                jax.random.split(key_loops, n_loops)
+            )
+            states = init_kernel_states(
                 kernel, functools.partial(flat_log_prob, data=data), positions
             )
+            train_state = buffer = None
+            if has_global:
+                assert model is not None
+                train_state = init_train_state(model.init(key_model, n_dim), optimizer)
+                window = config.n_window_loops * config.n_draws_per_loop
+                buffer = init_buffer(n_chains, window, n_dim, positions.dtype)
+            return (
+                jax.random.key_data(loop_keys),
+                states,
+                adaptation.init(kernel_params),
+                train_state,
+                buffer,
+            )
 
         @jax.jit
-        def local(key, states, adapt_state, frozen_params, is_adapting, data):
-            states, adapt_state, trace = run_local_phase(
-                kernel,
-                adaptation,
-                functools.partial(flat_log_prob, data=data),
-                config.n_local_steps,
-                key,
-                states,
-                adapt_state,
-                frozen_params,
-                is_adapting,
-            )
+        def local(key_data, states, adapt_state, frozen_params, is_adapting, model_params, data):
+            log_prob_fn = functools.partial(flat_log_prob, data=data)
+            if config.local_in_latent_space:
+                current, adapt_state, trace = run_latent_local_phase(
+                    kernel,
+                    adaptation,
+                    model,
+                    model_params,
+                    log_prob_fn,
+                    config.n_local_steps,
+                    wrap(key_data),
+                    GlobalState(states.position, states.log_prob),
+                    adapt_state,
+                    frozen_params,
+                    is_adapting,
+                )
+                states = init_kernel_states(kernel, log_prob_fn, current.position)
+            else:
+                states, adapt_state, trace = run_local_phase(
+                    kernel,
+                    adaptation,
+                    log_prob_fn,
+                    config.n_local_steps,
+                    wrap(key_data),
+                    states,
+                    adapt_state,
+                    frozen_params,
+                    is_adapting,
+                )
             used_params = jax.tree.map(
                 lambda a, b: jnp.where(is_adapting, a, b),
                 adaptation.current(adapt_state),
                 frozen_params,
             )
-            return states, adapt_state, trace, used_params
+            return states, adapt_state, trace, used_params, adaptation.final(adapt_state)
 
         global_ = train = None
-        if self._has_global:
+        if has_global:
 
             @jax.jit
-            def global_(key, states, model_params, data):
+            def global_(key_data, states, model_params, data):
                 log_prob_fn = functools.partial(flat_log_prob, data=data)
                 current = GlobalState(states.position, states.log_prob)
                 final, trace = run_global_phase(
@@ -358,16 +431,16 @@ class Sampler:
                     log_prob_fn,
                     config.n_global_steps,
                     config.global_chunk_size,
-                    key,
+                    wrap(key_data),
                     current,
                     model_params,
                 )
                 return init_kernel_states(kernel, log_prob_fn, final.position), trace
 
             @jax.jit
-            def train(key, train_state, buffer, local_draws, global_draws, data):
+            def train(key_data, train_state, buffer, local_draws, global_draws, data):
                 buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
-                key_select, key_train = jax.random.split(key)
+                key_select, key_train = jax.random.split(wrap(key_data))
                 examples = select_training_data(key_select, buffer, config.n_max_examples)
                 reverse_kl = None
                 if config.reverse_kl_weight > 0:
@@ -388,7 +461,7 @@ class Sampler:
                 )
                 return buffer, new_state, losses, is_finite
 
-        return _CompiledPhases(init_states, local, global_, train), (adaptation, optimizer)
+        return _CompiledPhases(setup, local, global_, train), adaptation
 
     # ------------------------------------------------------------------ run
 
@@ -415,61 +488,69 @@ class Sampler:
             functools.partial(self._user_log_prob(spec), data=self.data), positions[0]
         )
         flat_log_prob = self._flat_log_prob(spec)
-        positions = _replace_nonfinite_starts(flat_log_prob, positions, self.data)
         self.local_kernel.check_target(functools.partial(flat_log_prob, data=self.data), positions)
 
         config = self.config
-        phases, (adaptation, optimizer) = self._build_phases(spec, n_chains, n_dim)
-        key_init, key_model, key_loops = jax.random.split(key, 3)
-        del key_init
-        kernel_params = self.local_kernel.init_params(n_dim)
-        adapt_state = adaptation.init(kernel_params)
-        is_adapting = jnp.asarray(True)
-
-        # Compile every phase ahead of time so that its cost is measured on its own.
-        compile_start = time.perf_counter()
-        lowered = {"init_states": phases.init_states.lower(positions, self.data)}
-        states = jax.eval_shape(phases.init_states, positions, self.data)
-        lowered["local"] = phases.local.lower(
-            key_loops, states, adapt_state, kernel_params, is_adapting, self.data
+        key_impl = (
+            str(jax.random.key_impl(key))
+            if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+            else str(jax.config.jax_default_prng_impl)
         )
-        train_state = buffer = None
+        phases, _ = self._build_phases(spec, n_chains, n_dim, key_impl)
+        kernel_params = self.local_kernel.init_params(n_dim)
+        is_adapting = np.asarray(True)
+
+        # Lower every phase, then compile them all concurrently, so that compilation is
+        # measured on its own and nothing later compiles (no eager op runs in the loop).
+        compile_start = time.perf_counter()
+        lowered = {"setup": phases.setup.lower(key, positions, kernel_params, self.data)}
+        key_data_info, states, adapt_state, train_state, buffer = lowered["setup"].out_info
+        loop_key = key_data_info.update(shape=key_data_info.shape[2:])
+        latent_params = train_state.params if config.local_in_latent_space else None
+        lowered["local"] = phases.local.lower(
+            loop_key, states, adapt_state, kernel_params, is_adapting, latent_params, self.data
+        )
         if self._has_global:
-            assert self.global_model is not None
-            model_params = self.global_model.init(key_model, n_dim)
-            train_state = init_train_state(model_params, optimizer)
-            window = config.n_window_loops * config.n_draws_per_loop
             dtype = positions.dtype
-            buffer = init_buffer(n_chains, window, n_dim, dtype)
-            lowered["global"] = phases.global_.lower(key_loops, states, model_params, self.data)
+            lowered["global"] = phases.global_.lower(
+                loop_key, states, train_state.params, self.data
+            )
             local_draws = jax.ShapeDtypeStruct((n_chains, config.n_local_steps, n_dim), dtype)
             global_draws = jax.ShapeDtypeStruct((n_chains, config.n_global_steps, n_dim), dtype)
             lowered["train"] = phases.train.lower(
-                key_loops, train_state, buffer, local_draws, global_draws, self.data
+                loop_key, train_state, buffer, local_draws, global_draws, self.data
             )
         compiled = _compile_all(lowered)
-        init_states, local = compiled["init_states"], compiled["local"]
-        global_, train = compiled.get("global"), compiled.get("train")
-        states = init_states(positions, self.data)
+        local, global_, train = compiled["local"], compiled.get("global"), compiled.get("train")
+        loop_keys, states, adapt_state, train_state, buffer = compiled["setup"](
+            key, positions, kernel_params, self.data
+        )
+        loop_keys = np.asarray(loop_keys)
+        states = _replace_nonfinite_starts(states)
         compile_seconds = time.perf_counter() - compile_start
 
         n_loops = config.n_training_loops + config.n_production_loops
         records: list[dict[str, Any]] = []
         traces: list[_LoopOutput] = []
-        loop_keys = jax.random.split(key_loops, n_loops)
         progress = _progress_bar(n_loops, config.progress_bar)
         phase_seconds = {"training": 0.0, "production": 0.0}
-        frozen_params = kernel_params
+        frozen_params = final_params = kernel_params
         try:
             for loop_index in range(n_loops):
                 loop_start = time.perf_counter()
                 is_training = loop_index < config.n_training_loops
                 if loop_index == config.n_training_loops:
-                    frozen_params = jax.jit(adaptation.final)(adapt_state)
-                    is_adapting = jnp.asarray(False)
-                key_local, key_global, key_train = jax.random.split(loop_keys[loop_index], 3)
-                states, adapt_state, local_trace, used_params = local(
-                    key_local, states, adapt_state, frozen_params, is_adapting, self.data
+                    frozen_params = final_params
+                    is_adapting = np.asarray(False)
+                key_local, key_global, key_train = loop_keys[loop_index]
+                states, adapt_state, local_trace, used_params, final_params = local(
+                    key_local,
+                    states,
+                    adapt_state,
+                    frozen_params,
+                    is_adapting,
+                    train_state.params if config.local_in_latent_space else None,
+                    self.data,
                 )
                 global_trace = losses = is_finite = None
                 if global_ is not None:
@@ -555,30 +636,32 @@ def _compile_all(lowered: dict[str, Any]) -> dict[str, Any]:
         return {name: future.result() for name, future in futures.items()}
 
 
-def _replace_nonfinite_starts(
-    flat_log_prob: Callable[[Array, PyTree], Array], positions: Array, data: PyTree
-) -> Array:
-    values = np.asarray(jax.vmap(flat_log_prob, in_axes=(0, None))(positions, data))
+def _replace_nonfinite_starts(states: Any) -> Any:
+    """Chains whose initial log density is not finite restart from copies of finite ones.
+
+    Works on the host: the kernel states (target evaluated at every start by `setup`) are
+    gathered with numpy, so nothing is compiled. Raises if no chain starts at a finite value.
+    """
+    values = np.asarray(states.log_prob)
     bad = ~np.isfinite(values)
     if bad.all():
         raise ValueError(
             "log_prob is not finite at any initial_position (every chain starts where the target "
             "is NaN or +-inf); start the chains inside the support of the target"
         )
-    if bad.any():
-        chains = np.flatnonzero(bad)
-        good = np.flatnonzero(~bad)
-        replacement = good[np.arange(len(chains)) % len(good)]
-        import warnings
-
-        warnings.warn(
-            f"log_prob is not finite at initial_position for chains {chains.tolist()[:20]}; "
-            "they start from copies of chains with a finite log_prob instead",
-            UserWarning,
-            stacklevel=3,
-        )
-        positions = positions.at[chains].set(positions[replacement])
-    return positions
+    if not bad.any():
+        return states
+    chains = np.flatnonzero(bad)
+    good = np.flatnonzero(~bad)
+    source = np.arange(values.shape[0])
+    source[chains] = good[np.arange(len(chains)) % len(good)]
+    warnings.warn(
+        f"log_prob is not finite at initial_position for chains {chains.tolist()[:20]}; "
+        "they start from copies of chains with a finite log_prob instead",
+        UserWarning,
+        stacklevel=3,
+    )
+    return jax.tree.map(lambda leaf: np.asarray(leaf)[source], states)
 
 
 def _loop_record(

@@ -121,6 +121,7 @@ class AbstractCouplingFlow(AbstractGlobalModel):
     space: ClassVar[Space] = Space.CONTINUOUS
     n_layers: int
     hidden_sizes: tuple[int, ...]
+    whiten: bool
 
     # ---- what a subclass provides
 
@@ -205,7 +206,10 @@ class AbstractCouplingFlow(AbstractGlobalModel):
         n_dim = check_positive_int(type(self).__name__, "n_dim", n_dim)
         dtype = _default_float_dtype()
         trainable = _init_trainable(self, key, n_dim, dtype)
-        return ModelParams(trainable=trainable, frozen=init_standardization(n_dim, dtype))
+        return ModelParams(
+            trainable=trainable,
+            frozen=init_standardization(n_dim, dtype, whiten=self.whiten),
+        )
 
     def _init_trainable(self, key: PRNGKey, n_dim: int, dtype: Any) -> PyTree:
         network = self._conditioner_network(n_dim, dtype)
@@ -224,7 +228,7 @@ class AbstractCouplingFlow(AbstractGlobalModel):
             raise ValueError(
                 f"data has shape {data.shape}; expected (n_examples, n_dim) = (n, {n_dim})."
             )
-        frozen = fit_standardization(data, dtype=params.frozen.mean.dtype)
+        frozen = fit_standardization(data, dtype=params.frozen.mean.dtype, whiten=self.whiten)
         return ModelParams(trainable=params.trainable, frozen=frozen)
 
     def inverse_and_log_det(self, params: ModelParams, x: ArrayLike) -> tuple[Array, Array]:

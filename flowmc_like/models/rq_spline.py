@@ -59,6 +59,10 @@ class RQSpline(AbstractCouplingFlow):
         n_bins: number of spline bins, ``>= 2``. Default 8.
         range_limit: half-width ``B`` of the spline interval in standardised units. Default
             5.0 (five standard deviations of the training data).
+        whiten: standardise with the full covariance of the training data (``y = L^{-1}
+            (x - mean)``, ``L`` its Cholesky factor) instead of per dimension. Recommended for
+            correlated or ill-conditioned targets; costs an ``n_dim x n_dim`` product per
+            event. Default False.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -74,9 +78,12 @@ class RQSpline(AbstractCouplingFlow):
     hidden_sizes: tuple[int, ...] = (64, 64)
     n_bins: int = 8
     range_limit: float = 5.0
+    whiten: bool = False
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        if not isinstance(self.whiten, bool):
+            raise TypeError(f"{name}: whiten must be a bool; got {type(self.whiten).__name__}.")
         object.__setattr__(self, "n_layers", check_positive_int(name, "n_layers", self.n_layers))
         object.__setattr__(self, "hidden_sizes", check_hidden_sizes(name, self.hidden_sizes))
         n_bins = check_positive_int(name, "n_bins", self.n_bins)
