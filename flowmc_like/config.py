@@ -29,6 +29,9 @@ class SamplerConfig:
         reverse_kl_weight: weight ``lambda >= 0`` of a reverse-KL (variational) term added to
             the maximum-likelihood loss, ``NLL + lambda * KL(q || p)``, estimated from
             ``batch_size`` fresh model draws per optimiser step (0: off).
+        validation_fraction: fraction of the chains (at least one) held out each training
+            loop to validate the model; each loop keeps the epoch with the lowest validation
+            loss (early stopping). 0 disables it (as does a single chain).
         local_in_latent_space: run the local kernel in the flow's base space (the trained
             flow as a preconditioner); needs a continuous flow model.
         progress_bar: show a tqdm progress bar.
@@ -46,6 +49,7 @@ class SamplerConfig:
     global_chunk_size: int = 4096
     max_grad_norm: float = 1.0
     reverse_kl_weight: float = 0.0
+    validation_fraction: float = 0.2
     local_in_latent_space: bool = False
     progress_bar: bool = True
 
@@ -70,6 +74,12 @@ class SamplerConfig:
         _validation.check_positive_float("learning_rate", self.learning_rate)
         _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
         _validation.check_nonnegative_float("reverse_kl_weight", self.reverse_kl_weight)
+        _validation.check_nonnegative_float("validation_fraction", self.validation_fraction)
+        if self.validation_fraction >= 1.0:
+            raise ValueError(
+                "validation_fraction must be in [0, 1) (the share of chains held out to "
+                f"validate the model); got {self.validation_fraction}"
+            )
         if not isinstance(self.local_in_latent_space, bool):
             raise TypeError(
                 "local_in_latent_space must be a bool; got "
@@ -82,6 +92,16 @@ class SamplerConfig:
     def effective_batch_size(self) -> int:
         """``batch_size`` clamped to ``n_max_examples``."""
         return min(self.batch_size, self.n_max_examples)
+
+    def n_held_out_chains(self, n_chains: int) -> int:
+        """Chains held out for validation from ``n_chains``.
+
+        ``round(validation_fraction * n_chains)``, at least 1 when the fraction is positive,
+        at most ``n_chains - 2``; 0 when the fraction is 0 or there are fewer than 3 chains.
+        """
+        if self.validation_fraction <= 0 or n_chains < 3:
+            return 0
+        return int(min(max(round(self.validation_fraction * n_chains), 1), n_chains - 2))
 
     @property
     def n_draws_per_loop(self) -> int:

@@ -38,6 +38,7 @@ from flowmc_like.training.data import (
     append_draws,
     init_buffer,
     select_training_data,
+    split_training_data,
 )
 from flowmc_like.training.optim import make_optimizer
 from flowmc_like.training.trainer import ReverseKL, init_train_state, train_model
@@ -181,6 +182,11 @@ class Sampler:
             gradient (extra target evaluations). It helps when the chains' draws are too
             correlated to teach the model much, e.g. the Ising model near its critical point
             (see the docs); default 0 (maximum likelihood only).
+        validation_fraction: share of the chains held out (a fresh random choice each
+            training loop) to validate the model; each training loop keeps the epoch with
+            the lowest validation loss, so the model never keeps an update that fits the
+            chains' visited regions at the expense of the target (early stopping). 0
+            disables it. Default 0.2.
         local_in_latent_space: run the local kernel on ``z = T^{-1}(x)``, the target seen
             through the current flow ``T`` (the trained flow as a preconditioner). It helps
             when the target's local scale varies or its shape is curved or ill-conditioned
@@ -222,6 +228,7 @@ class Sampler:
         n_window_loops: int = SamplerConfig.n_window_loops,
         global_chunk_size: int = SamplerConfig.global_chunk_size,
         reverse_kl_weight: float = SamplerConfig.reverse_kl_weight,
+        validation_fraction: float = SamplerConfig.validation_fraction,
         local_in_latent_space: bool = SamplerConfig.local_in_latent_space,
         data: PyTree = None,
         progress_bar: bool = SamplerConfig.progress_bar,
@@ -246,6 +253,7 @@ class Sampler:
             n_window_loops=n_window_loops,
             global_chunk_size=global_chunk_size,
             reverse_kl_weight=reverse_kl_weight,
+            validation_fraction=validation_fraction,
             local_in_latent_space=local_in_latent_space,
             progress_bar=progress_bar,
         )
@@ -353,6 +361,7 @@ class Sampler:
         )
         optimizer = make_optimizer(config.learning_rate, config.max_grad_norm)
         n_loops = config.n_training_loops + config.n_production_loops
+        n_held_out_chains = config.n_held_out_chains(n_chains)
 
         def wrap(key_data: Array) -> PRNGKey:
             return jax.random.wrap_key_data(key_data, impl=key_impl)
@@ -441,7 +450,17 @@ class Sampler:
             def train(key_data, train_state, buffer, local_draws, global_draws, data):
                 buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
                 key_select, key_train = jax.random.split(wrap(key_data))
-                examples = select_training_data(key_select, buffer, config.n_max_examples)
+                validation = None
+                if n_held_out_chains:
+                    examples, validation = split_training_data(
+                        key_select,
+                        buffer,
+                        config.n_max_examples,
+                        max(config.n_max_examples // 4, 1),
+                        n_held_out_chains,
+                    )
+                else:
+                    examples = select_training_data(key_select, buffer, config.n_max_examples)
                 reverse_kl = None
                 if config.reverse_kl_weight > 0:
                     reverse_kl = ReverseKL(
@@ -458,6 +477,7 @@ class Sampler:
                     config.n_epochs,
                     config.effective_batch_size,
                     reverse_kl,
+                    validation,
                 )
                 return buffer, new_state, losses, is_finite
 

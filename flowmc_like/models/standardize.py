@@ -111,7 +111,7 @@ def fit_standardization(
     n_dim = data.shape[1]
     eye = jnp.eye(n_dim, dtype=data.dtype)
     y = (data - mean) / scale
-    correlation = y.T @ y / data.shape[0] + 1e-5 * eye
+    correlation = y.T @ y / data.shape[0] + 16.0 * jnp.finfo(data.dtype).eps * eye
     chol_y = jnp.linalg.cholesky(correlation)
     inv_chol_y = jax.scipy.linalg.solve_triangular(chol_y, eye, lower=True)
     is_ok = jnp.all(jnp.isfinite(inv_chol_y)) & jnp.all(jnp.diagonal(chol_y) > 0)

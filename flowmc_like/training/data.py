@@ -9,7 +9,13 @@ import jax.numpy as jnp
 
 from flowmc_like._types import Array, PRNGKey
 
-__all__ = ["DrawBuffer", "append_draws", "init_buffer", "select_training_data"]
+__all__ = [
+    "DrawBuffer",
+    "append_draws",
+    "init_buffer",
+    "select_training_data",
+    "split_training_data",
+]
 
 
 class DrawBuffer(NamedTuple):
@@ -63,3 +69,42 @@ def select_training_data(key: PRNGKey, buffer: DrawBuffer, n_examples: int) -> A
     first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
     time_index = jax.random.randint(key_time, (n_examples,), first_filled, window_size)
     return buffer.draws[chain_index, time_index]
+
+
+def split_training_data(
+    key: PRNGKey, buffer: DrawBuffer, n_examples: int, n_validation: int, n_held_out_chains: int
+) -> tuple[Array, Array]:
+    """Training and validation examples from disjoint, randomly chosen chains.
+
+    Draws of one chain are strongly correlated, so a validation set drawn from the same
+    chains as the training set cannot reveal overfitting; one from other chains can.
+    ``n_held_out_chains`` chains (a fresh random choice every call) supply the validation
+    examples, the others the training examples, both resampled uniformly with replacement
+    from the filled part of the window (fixed output shapes).
+
+    Args:
+        key: PRNG key.
+        buffer: the window of draws (``n_filled >= 1``), ``n_chains > n_held_out_chains``.
+        n_examples: training examples returned.
+        n_validation: validation examples returned.
+        n_held_out_chains: chains reserved for validation (static, ``>= 1``).
+
+    Returns:
+        ``(training (n_examples, n_dim), validation (n_validation, n_dim))``.
+    """
+    n_chains, window_size, _ = buffer.draws.shape
+    n_training_chains = n_chains - n_held_out_chains
+    key_order, key_train, key_val = jax.random.split(key, 3)
+    order = jax.random.permutation(key_order, n_chains)
+    first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
+
+    def resample(key: PRNGKey, chains: Array, n: int) -> Array:
+        key_chain, key_time = jax.random.split(key)
+        chain_index = chains[jax.random.randint(key_chain, (n,), 0, chains.shape[0])]
+        time_index = jax.random.randint(key_time, (n,), first_filled, window_size)
+        return buffer.draws[chain_index, time_index]
+
+    return (
+        resample(key_train, order[:n_training_chains], n_examples),
+        resample(key_val, order[n_training_chains:], n_validation),
+    )

@@ -119,8 +119,17 @@ def train_model(
     n_epochs: int,
     batch_size: int,
     reverse_kl: ReverseKL | None = None,
+    validation: Array | None = None,
 ) -> tuple[TrainState, Array, Array]:
     """Run ``n_epochs`` of minibatch maximum likelihood on ``examples``.
+
+    With ``validation`` (examples from chains not in ``examples``), the negative
+    log-likelihood of the validation set is measured before the first epoch and after each
+    one, and the params (and optimiser state) of the best of these are returned: early
+    stopping, so a loop never keeps an update that generalises worse than what it started
+    from. Chains' draws are correlated, so without it a flow can fit the few regions the
+    chains have visited (its training loss falls below the target's entropy) and the local
+    and global moves then explore less, not more.
 
     The model's frozen statistics are first refreshed with `AbstractGlobalModel.prepare`.
     Each epoch shuffles the examples and scans over ``n_examples // batch_size`` batches
@@ -138,6 +147,7 @@ def train_model(
         n_epochs: passes over the examples (static).
         batch_size: examples per optimiser step (static, ``<= n_examples``).
         reverse_kl: optional reverse-KL term (static).
+        validation: optional ``(n_validation, n_dim)`` held-out examples for early stopping.
 
     Returns:
         ``(new_train_state, losses, is_finite)``: ``losses`` is ``(n_epochs,)``, the mean batch
@@ -179,9 +189,29 @@ def train_model(
         carry, losses = jax.lax.scan(batch_step, carry, (batches, step_keys))
         return carry, jnp.mean(losses)
 
-    (trainable, opt_state), losses = jax.lax.scan(
-        epoch_step, (params.trainable, train_state.opt_state), jax.random.split(key, n_epochs)
-    )
+    epoch_keys = jax.random.split(key, n_epochs)
+    if validation is None:
+        (trainable, opt_state), losses = jax.lax.scan(
+            epoch_step, (params.trainable, train_state.opt_state), epoch_keys
+        )
+    else:
+
+        def validation_loss(trainable: Any) -> Array:
+            loss = negative_log_likelihood(model, trainable, frozen, validation)
+            return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
+
+        def epoch_with_validation(carry, epoch_key):
+            current, best, best_loss = carry
+            current, loss = epoch_step(current, epoch_key)
+            current_loss = validation_loss(current[0])
+            is_better = current_loss < best_loss
+            best = jax.tree.map(lambda a, b: jnp.where(is_better, a, b), current, best)
+            return (current, best, jnp.minimum(current_loss, best_loss)), loss
+
+        start = (params.trainable, train_state.opt_state)
+        (_, (trainable, opt_state), _), losses = jax.lax.scan(
+            epoch_with_validation, (start, start, validation_loss(start[0])), epoch_keys
+        )
     new_state = TrainState(params=ModelParams(trainable, frozen), opt_state=opt_state)
     is_finite = jnp.all(jnp.isfinite(losses)) & all_finite(new_state.params)
     return new_state, losses, is_finite

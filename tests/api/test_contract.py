@@ -266,3 +266,9 @@ def test_bad_input_raises_before_compilation(monkeypatch):
     with pytest.raises(ValueError):
         sampler.run(jax.random.key(0), jnp.zeros((4, 2)).at[0, 0].set(jnp.inf))
     assert compiled == []
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, float("nan")])
+def test_bad_validation_fraction(value):
+    with pytest.raises(ValueError, match="validation_fraction"):
+        fm.Sampler(lambda x: -0.5 * jnp.sum(x**2), n_dim=2, validation_fraction=value)

@@ -92,3 +92,29 @@ def test_mlp_head_is_zero_and_trainable():
     np.testing.assert_array_equal(net.apply(variables, x), np.zeros(5))
     grads = jax.grad(lambda v: jnp.sum(net.apply(v, x)))(variables)["params"]
     assert jnp.any(grads["Dense_2"]["kernel"]) and jnp.any(grads["Dense_2"]["bias"])
+
+
+def test_whitening_decorrelates_and_has_the_covariance_log_det():
+    rng = np.random.default_rng(1)
+    mixing = np.array([[3.0, 0.0, 0.0], [2.9, 0.5, 0.0], [-1.0, 0.5, 0.3]])
+    data = jnp.asarray(rng.normal(size=(20_000, 3)) @ mixing.T + [5.0, -1.0, 2.0], jnp.float32)
+    params = fit_standardization(data, whiten=True)
+    y, log_det = jax.vmap(lambda x: standardize(params, x))(data)
+    np.testing.assert_allclose(np.cov(np.asarray(y, np.float64).T), np.eye(3), atol=2e-3)
+    expected = -0.5 * np.linalg.slogdet(np.cov(np.asarray(data, np.float64).T, bias=True))[1]
+    np.testing.assert_allclose(float(log_det[0]), expected, atol=2e-3)
+    x, log_det_back = unstandardize(params, y[0])
+    np.testing.assert_allclose(x, data[0], rtol=1e-4, atol=1e-4)
+    assert abs(float(log_det_back + log_det[0])) < 1e-6
+
+
+def test_whitening_identity_init_and_degenerate_data():
+    params = init_standardization(2, whiten=True)
+    np.testing.assert_array_equal(params.cholesky, np.eye(2))
+    # two identical columns: singular covariance; the fit stays finite and invertible
+    column = jnp.arange(10.0)
+    params = fit_standardization(jnp.stack([column, column], axis=1), whiten=True)
+    y, log_det = standardize(params, jnp.array([3.0, 3.0]))
+    assert bool(jnp.all(jnp.isfinite(y))) and np.isfinite(float(log_det))
+    x, _ = unstandardize(params, y)
+    np.testing.assert_allclose(x, [3.0, 3.0], atol=1e-3)

@@ -250,3 +250,16 @@ def test_defaults():
 def test_bad_config_raises(factory, name):
     with pytest.raises(ValueError, match=name):
         factory()
+
+
+@pytest.mark.parametrize("flow_type", [RealNVP, RQSpline])
+def test_whitened_flow_is_normalized_and_invertible(flow_type):
+    model = flow_type(n_layers=2, hidden_sizes=(16,), whiten=True)
+    key_init, key_data, key_noise = jax.random.split(jax.random.key(4), 3)
+    correlated = jax.random.multivariate_normal(
+        key_data, jnp.array([1.0, -2.0]), jnp.array([[4.0, 3.8], [3.8, 4.0]]), (4096,)
+    )
+    params = perturb(model.prepare(model.init(key_init, 2), correlated), key_noise, 0.3)
+    assert params.frozen.cholesky.shape == (2, 2)
+    cf.check_model_change_of_variables(model, params, correlated[:64], atol=2e-3, rtol=1e-4)
+    cf.check_model_normalized_2d(model, params, (-9.0, -12.0), (11.0, 8.0), n_grid=300, atol=1e-2)
