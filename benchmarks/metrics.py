@@ -79,7 +79,9 @@ def compute_metrics(
         A JSON-ready dict. Per-dimension lists: ``ess_bulk``, ``ess_tail``, ``r_hat``,
         ``mean_est``, ``sd_est``, ``mean_z``, ``sd_rel_err``. Scalars: ``min_ess_bulk``,
         ``min_ess_tail``, ``max_abs_z`` (max over dims of |mean_est - mean_true| /
-        (sd_true / sqrt(ess_bulk))), ``max_sd_rel_err`` (max |sd_est / sd_true - 1|),
+        (sd_true / sqrt(ess_bulk))), ``max_sd_rel_err`` (max |sd_est / sd_true - 1|, on
+        the target's ``scale_statistic`` where it has one; the raw ``sd_rel_err_raw`` and
+        ``max_sd_rel_err_raw`` are kept),
         ``max_r_hat``, ``mode_weight_err`` (max over modes |w_est - w_true|, None without
         modes), ``ess_per_s``, ``ess_per_1k_evals``, ``ess_per_1k_evals_production``,
         ``n_nonfinite`` (draws with a NaN/inf coordinate; they are kept, so they show up
@@ -95,7 +97,11 @@ def compute_metrics(
     sd_est = flat.std(axis=0, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.abs(mean_est - target.mean) / (target.sd / np.sqrt(er["ess_bulk"]))
-        sd_err = np.abs(sd_est / target.sd - 1.0)
+        sd_err_raw = np.abs(sd_est / target.sd - 1.0)
+        sd_err = sd_err_raw
+        if target.scale_statistic is not None and target.scale_statistic_sd is not None:
+            scale_sd = target.scale_statistic(flat).std(axis=0, ddof=1)
+            sd_err = np.abs(scale_sd / target.scale_statistic_sd - 1.0)
     out: dict[str, Any] = {
         "n_chains": n_chains,
         "n_draws": n_draws,
@@ -108,10 +114,12 @@ def compute_metrics(
         "sd_est": sd_est.tolist(),
         "mean_z": z.tolist(),
         "sd_rel_err": sd_err.tolist(),
+        "sd_rel_err_raw": sd_err_raw.tolist(),
         "min_ess_bulk": _nanmin(er["ess_bulk"]),
         "min_ess_tail": _nanmin(er["ess_tail"]),
         "max_abs_z": _nanmax(z),
         "max_sd_rel_err": _nanmax(sd_err),
+        "max_sd_rel_err_raw": _nanmax(sd_err_raw),
         "max_r_hat": _nanmax(er["r_hat"]),
         "mode_weights_est": None,
         "mode_weights_true": None,

@@ -1,23 +1,43 @@
-"""Side-by-side benchmark driver: every sampler x target x seed in a fresh process.
+"""Side-by-side benchmark driver: every sampler x target x seed in a fresh process, one report.
 
 Usage::
 
+    python -m benchmarks.run --suite quick|full [--samplers flowmc_like,flowmc,nuts,...]
+        [--targets ...] [--seeds 0,1] [--tag NAME | --out PATH.json] [--docs]
     python -m benchmarks.run --targets dual_moon_2d,gmm2_10d --samplers flowmc_like,flowmc \\
-        --seeds 0 [--n-chains 32] [--out benchmarks/results/<tag>.json]
+        --seeds 0 [--n-chains 32] [--set flowmc.batch_size=2048] [--no-count-evals]
+
+``--suite`` (`benchmarks.suites`) picks targets, seeds, eval counting, the shared schedule,
+per-(sampler, target) overrides and the overhead tool; ``--targets``/``--seeds``/``--samplers``
+and the schedule flags override it. Without a suite the defaults are the historical ones
+(dual_moon_2d and gmm2_10d, flowmc_like and flowMC, seed 0, counting on, no overhead tool).
+
+Samplers: ``flowmc_like`` (continuous and lattice targets), ``flowmc`` and ``nuts``
+(continuous only), ``metropolis`` and ``wolff`` (lattice only); a sampler is skipped, with a
+note in the report, on targets it does not support. A suite runs all five by default.
 
 Each (sampler, target, seed) runs in its own ``python -m benchmarks.worker`` process, one
 after another (never concurrently: they would share the cores), so every run pays its own
-JAX compilation as a user's script would. A second, untimed process per run counts target
-evaluations (``--no-count-evals`` skips it). Results: a JSON file with every record and a
-Markdown file with the tables, both also printed.
+JAX compilation as a user's script would. A second, untimed process per continuous run
+counts target evaluations (``--no-count-evals`` skips it). The overhead tool
+(`benchmarks.overhead`) runs once in its own process when the suite asks (``--overhead``/
+``--no-overhead`` decide otherwise). A worker that fails or dies is recorded as FAILED; the
+driver carries on and exits with status 1 at the end.
 
-The schedule (n_chains, n_local_steps, n_global_steps, n_training_loops, n_production_loops,
-n_epochs, learning_rate) is the same for every sampler. Unless given on the command line it is
-read from the defaults of ``flowmc_like.Sampler``'s signature when the package imports, else
-`benchmarks.peers.Schedule`'s defaults (50, 25, 20, 20, 5, 1e-3) are used; n_chains is 32
-unless ``--n-chains`` says otherwise. Sampler-specific settings go through
-``--set SAMPLER.KEY=VALUE`` (VALUE parsed as JSON, else kept as a string), e.g.
-``--set flowmc.batch_size=2048``. See ``benchmarks/README.md`` for every setting.
+Outputs, for ``--tag T`` (default ``<suite>_<timestamp>``): ``benchmarks/results/T.json``
+(every record, settings, environment), ``T.md`` (the report, `benchmarks.report`),
+``T_draws.npz`` (thinned draws of the 2-D targets), ``T_ess_per_s.png`` and
+``T_<target>_samples.png`` (`benchmarks.plots`). ``--docs`` also writes the report to
+``docs/benchmarks.md`` with the figures copied to ``docs/img/benchmarks/``:
+``python -m benchmarks.run --suite full --docs`` regenerates the committed report.
+
+The shared schedule (n_chains, n_local_steps, n_global_steps, n_training_loops,
+n_production_loops, n_epochs, learning_rate) is the same for every sampler of the continuous
+targets: flowmc_like.Sampler's signature defaults when the package imports (else
+`benchmarks.peers.Schedule`'s), then the suite's schedule, then the command line; n_chains is
+32 (64 on the lattice cases) unless ``--n-chains`` says otherwise. Sampler-specific settings go
+through ``--set SAMPLER.KEY=VALUE`` (VALUE parsed as JSON, else kept as a string). See
+`benchmarks.suites` for the precedence and ``benchmarks/README.md`` for every setting.
 """
 
 from __future__ import annotations
@@ -25,11 +45,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import importlib.metadata
 import inspect
 import json
 import math
 import os
-import statistics
+import platform
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,14 +60,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.peers import PEER_MODULES, Schedule
-from benchmarks.targets import TARGET_NAMES
+from benchmarks.peers import Schedule
+from benchmarks.report import build_report, fmt, get_path
+from benchmarks.suites import (
+    ALL_SAMPLERS,
+    ALL_TARGETS,
+    FLOWMC_LIKE_TARGET_SETTINGS,
+    SUITES,
+    Suite,
+    is_discrete,
+    merged_overrides,
+    skip_reason,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
+DOCS = REPO / "docs"
 SCHEDULE_FIELDS = tuple(f.name for f in dataclasses.fields(Schedule))
 EVAL_KEYS = ("n_evals", "n_evals_training", "n_evals_production")
-DISPLAY = {"flowmc_like": "flowmc_like", "flowmc": "flowMC", "nuts": "NUTS"}
+CONTINUOUS_N_CHAINS = 32
+PROGRESS_COLUMNS = [
+    ("wall s", "timings.total"),
+    ("compile s", "timings.compile"),
+    ("ESS/s", "metrics.ess_per_s"),
+    ("max abs z", "metrics.max_abs_z"),
+    ("R-hat", "metrics.max_r_hat"),
+]
 
 
 def flowmc_like_defaults() -> dict[str, Any] | None:
@@ -63,8 +104,17 @@ def flowmc_like_defaults() -> dict[str, Any] | None:
     return out
 
 
-def resolve_schedule(args: argparse.Namespace) -> tuple[Schedule, str]:
-    """The shared schedule and where its numbers came from."""
+def cli_schedule(args: argparse.Namespace) -> dict[str, Any]:
+    """The schedule fields given explicitly on the command line."""
+    return {n: getattr(args, n) for n in SCHEDULE_FIELDS if getattr(args, n) is not None}
+
+
+def resolve_schedule(args: argparse.Namespace, suite: Suite | None = None) -> tuple[Schedule, str]:
+    """The shared schedule and where its numbers came from.
+
+    flowmc_like.Sampler's defaults (else `Schedule`'s), then the suite's schedule, then the
+    command line.
+    """
     base = Schedule().as_dict()
     source = "benchmarks.peers.Schedule defaults"
     if not args.no_flowmc_like_defaults:
@@ -72,10 +122,10 @@ def resolve_schedule(args: argparse.Namespace) -> tuple[Schedule, str]:
         if fm:
             base.update(fm)
             source = f"flowmc_like.Sampler defaults ({', '.join(sorted(fm))})"
-    for name in SCHEDULE_FIELDS:
-        v = getattr(args, name)
-        if v is not None:
-            base[name] = v
+    if suite is not None and suite.schedule:
+        base.update(suite.schedule)
+        source += f"; suite {suite.name!r} sets {suite.schedule}"
+    base.update(cli_schedule(args))
     return Schedule(**base), source + "; command-line values override"
 
 
@@ -85,10 +135,8 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     for it in items:
         lhs, sep, rhs = it.partition("=")
         sampler, dot, key = lhs.partition(".")
-        if not sep or not dot or sampler not in PEER_MODULES:
-            raise SystemExit(
-                f"--set expects SAMPLER.KEY=VALUE with SAMPLER in {list(PEER_MODULES)}"
-            )
+        if not sep or not dot or sampler not in ALL_SAMPLERS:
+            raise SystemExit(f"--set expects SAMPLER.KEY=VALUE with SAMPLER in {ALL_SAMPLERS}")
         try:
             val: Any = json.loads(rhs)
         except json.JSONDecodeError:
@@ -152,112 +200,74 @@ def run_worker(
         return rec
 
 
-def _fmt(v: Any, nd: int = 3) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    if isinstance(v, int):
-        return str(v)
-    a = abs(v)
-    if a != 0 and (a >= 1e5 or a < 10 ** (-nd)):
-        return f"{v:.2e}"
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    return f"{v:.{nd}g}" if a < 1 else f"{v:.2f}"
-
-
-RUN_COLUMNS: list[tuple[str, str]] = [
-    ("wall s", "timings.total"),
-    ("compile s", "timings.compile"),
-    ("train s", "timings.training"),
-    ("sample s", "timings.production"),
-    ("min ESS bulk", "metrics.min_ess_bulk"),
-    ("min ESS tail", "metrics.min_ess_tail"),
-    ("ESS/s", "metrics.ess_per_s"),
-    ("ESS/1k evals", "metrics.ess_per_1k_evals"),
-    ("max abs z", "metrics.max_abs_z"),
-    ("sd err", "metrics.max_sd_rel_err"),
-    ("mode-w err", "metrics.mode_weight_err"),
-    ("global acc", "global_acceptance"),
-    ("R-hat", "metrics.max_r_hat"),
-]
-
-
-def _get(rec: dict[str, Any], path: str) -> Any:
-    cur: Any = rec
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
-
-
-def markdown_tables(records: list[dict[str, Any]], samplers: list[str]) -> str:
-    """Per-run table, per-(target, sampler) medians over seeds, and flowmc_like/peer ratios."""
-    lines = ["| target | sampler | seed | " + " | ".join(c for c, _ in RUN_COLUMNS) + " |"]
-    lines.append("|" + " --- |" * (3 + len(RUN_COLUMNS)))
-    for r in records:
-        name = DISPLAY.get(r["sampler"], r["sampler"])
-        if not r.get("ok"):
-            lines.append(
-                f"| {r['target']} | {name} | {r['seed']} | FAILED: {r.get('error', '?')} |"
+def run_overhead(n_chains: int, timeout: float) -> dict[str, Any]:
+    """`benchmarks.overhead` in its own process; its JSON result (``ok`` False on failure)."""
+    with tempfile.TemporaryDirectory(prefix="bench_oh_") as tmp:
+        out = Path(tmp) / "overhead.json"
+        cmd = [sys.executable, "-m", "benchmarks.overhead", "--n-chains", str(n_chains)]
+        cmd += ["--json", str(out)]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+        try:
+            proc = subprocess.run(
+                cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
             )
-            continue
-        cells = [_fmt(_get(r, path)) for _, path in RUN_COLUMNS]
-        lines.append(f"| {r['target']} | {name} | {r['seed']} | " + " | ".join(cells) + " |")
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "error": f"timeout after {timeout:.0f} s"}
+        if proc.returncode != 0 or not out.exists():
+            return {"ok": False, "error": proc.stderr[-2000:]}
+        return {"ok": True, **json.loads(out.read_text())}
 
-    targets = list(dict.fromkeys(r["target"] for r in records))
-    med: dict[tuple[str, str], dict[str, float | None]] = {}
-    for t in targets:
-        for s in samplers:
-            ok = [r for r in records if r["target"] == t and r["sampler"] == s and r.get("ok")]
-            row: dict[str, float | None] = {}
-            for label, path in RUN_COLUMNS:
-                vals = [v for v in (_get(r, path) for r in ok) if v is not None]
-                vals = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
-                row[label] = statistics.median(vals) if vals else None
-            row["n"] = len(ok)
-            med[(t, s)] = row
-    n_seeds = len({r["seed"] for r in records})
-    if n_seeds > 1:
-        lines += ["", f"Medians over {n_seeds} seeds:", ""]
-        lines.append("| target | sampler | runs | " + " | ".join(c for c, _ in RUN_COLUMNS) + " |")
-        lines.append("|" + " --- |" * (3 + len(RUN_COLUMNS)))
-        for (t, s), row in med.items():
-            cells = [_fmt(row[c]) for c, _ in RUN_COLUMNS]
-            lines.append(f"| {t} | {DISPLAY.get(s, s)} | {row['n']} | " + " | ".join(cells) + " |")
 
-    if "flowmc_like" in samplers and len(samplers) > 1:
-        lines += ["", "Ratios flowmc_like / peer (medians over seeds):", ""]
-        lines.append("| target | peer | ESS/s ratio | ESS/1k-evals ratio | wall-time ratio |")
-        lines.append("| --- | --- | --- | --- | --- |")
-        for t in targets:
-            ours = med.get((t, "flowmc_like"), {})
-            for s in samplers:
-                if s == "flowmc_like":
-                    continue
-                peer = med.get((t, s), {})
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
-                def ratio(key: str, o: dict = ours, p: dict = peer) -> str:
-                    a, b = o.get(key), p.get(key)
-                    return _fmt(a / b) if a is not None and b else "-"
 
-                lines.append(
-                    f"| {t} | {DISPLAY.get(s, s)} | {ratio('ESS/s')} | {ratio('ESS/1k evals')} "
-                    f"| {ratio('wall s')} |"
-                )
-    return "\n".join(lines)
+def machine_info(env: dict[str, Any], load_start: tuple[float, ...]) -> dict[str, Any]:
+    """CPU, cores, RAM, software versions, backend and load averages for the report."""
+    ram_gb = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    ram_gb = int(line.split()[1]) / 1024**2
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": env.get("cpu") or platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "ram_gb": ram_gb,
+        "backend": env.get("backend", "?"),
+        "x64": env.get("x64", "?"),
+        "platform": platform.platform(),
+        "versions": {
+            "python": platform.python_version(),
+            "jax": _version("jax"),
+            "jaxlib": _version("jaxlib"),
+            "flowmc_like": _version("flowmc_like"),
+            "flowMC": _version("flowMC"),
+            "blackjax": _version("blackjax"),
+            "arviz": _version("arviz"),
+            "numpy": _version("numpy"),
+        },
+        "loadavg_start": [round(v, 2) for v in load_start],
+        "loadavg_end": [round(v, 2) for v in os.getloadavg()],
+    }
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.run", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--targets", default="dual_moon_2d,gmm2_10d", help=f"from {TARGET_NAMES}")
-    p.add_argument("--samplers", default="flowmc_like,flowmc", help=f"from {list(PEER_MODULES)}")
-    p.add_argument("--seeds", default="0", help="comma-separated ints")
-    p.add_argument("--n-chains", dest="n_chains", type=int, default=32)
+    p.add_argument("--suite", choices=sorted(SUITES), help="a suite of benchmarks.suites")
+    p.add_argument("--targets", help=f"comma-separated, from {ALL_TARGETS}")
+    p.add_argument("--samplers", help=f"comma-separated, from {ALL_SAMPLERS}")
+    p.add_argument("--seeds", help="comma-separated ints")
+    p.add_argument("--n-chains", dest="n_chains", type=int)
     p.add_argument("--n-local-steps", dest="n_local_steps", type=int)
     p.add_argument("--n-global-steps", dest="n_global_steps", type=int)
     p.add_argument("--n-training-loops", dest="n_training_loops", type=int)
@@ -270,109 +280,242 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="do not read the schedule from flowmc_like.Sampler's signature",
     )
     p.add_argument("--set", action="append", default=[], metavar="SAMPLER.KEY=VALUE")
-    p.add_argument("--no-count-evals", action="store_true", help="skip the counting runs")
+    counting = p.add_mutually_exclusive_group()
+    counting.add_argument("--no-count-evals", action="store_true", help="skip the counting runs")
+    counting.add_argument("--count-evals", action="store_true", help="force the counting runs")
+    overhead = p.add_mutually_exclusive_group()
+    overhead.add_argument("--overhead", action="store_true", help="run benchmarks.overhead")
+    overhead.add_argument("--no-overhead", action="store_true", help="skip benchmarks.overhead")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per worker")
-    p.add_argument("--out", help="JSON path (default benchmarks/results/<timestamp>.json)")
+    p.add_argument("--tag", help="output name under benchmarks/results (default <suite>_<time>)")
+    p.add_argument("--out", help="JSON path (overrides --tag; .md/.png/.npz next to it)")
+    p.add_argument(
+        "--docs",
+        action="store_true",
+        help="also write the report to docs/benchmarks.md (figures in docs/img/benchmarks/)",
+    )
+    p.add_argument("--docs-dir", default=str(DOCS), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
+def _split(text: str | None) -> list[str]:
+    return [t for t in (text or "").split(",") if t]
+
+
+def _progress(rec: dict[str, Any]) -> str:
+    if rec.get("ok"):
+        return ", ".join(f"{c}={fmt(get_path(rec, path))}" for c, path in PROGRESS_COLUMNS)
+    return f"FAILED: {rec.get('error')}\n{rec.get('stderr_tail', '')[-1500:]}"
+
+
+def _add_eval_counts(rec: dict[str, Any], cnt: dict[str, Any]) -> None:
+    rec["eval_count"] = {k: cnt.get(k) for k in ("ok", "error", *EVAL_KEYS)}
+    m = rec["metrics"]
+    ess = m.get("min_ess_bulk")
+    for key, n in (
+        ("ess_per_1k_evals", cnt.get("n_evals")),
+        ("ess_per_1k_evals_production", cnt.get("n_evals_production")),
+    ):
+        ok = n and ess is not None and math.isfinite(ess)
+        m[key] = 1000.0 * ess / n if ok else None
+
+
+def make_figures(
+    records: list[dict[str, Any]],
+    samplers: list[str],
+    draws: dict[str, Any],
+    out_json: Path,
+) -> dict[str, Path]:
+    """The PNGs next to ``out_json``; ``{"ess_per_s": path, "<target>_samples": path}``."""
+    try:
+        from benchmarks import plots
+    except ImportError:
+        return {}
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("matplotlib missing: no figures", file=sys.stderr)
+        return {}
+    stem = out_json.with_suffix("")
+    made: dict[str, Path] = {}
+    path = plots.plot_ess_per_s(records, samplers, f"{stem}_ess_per_s.png")
+    if path is not None:
+        made["ess_per_s"] = path
+    for target in dict.fromkeys(r["target"] for r in records):
+        first_seed = min((r["seed"] for r in records if r["target"] == target), default=None)
+        by_sampler = {
+            r["sampler"]: draws[r["draws_key"]]
+            for r in records
+            if r["target"] == target and r["seed"] == first_seed and r.get("draws_key") in draws
+        }
+        if by_sampler:
+            made[f"{target}_samples"] = plots.plot_samples(
+                target, by_sampler, f"{stem}_{target}_samples.png"
+            )
+    return made
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the comparison; write and print the tables."""
+    """Run the comparison; write the JSON, the report and the figures; print the report."""
     args = _parse_args(argv)
-    targets = [t for t in args.targets.split(",") if t]
-    samplers = [s for s in args.samplers.split(",") if s]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    suite = SUITES[args.suite] if args.suite else None
+    if args.targets:
+        targets = _split(args.targets)
+    else:
+        targets = list(suite.targets) if suite else ["dual_moon_2d", "gmm2_10d"]
+    if args.samplers:
+        samplers = _split(args.samplers)
+    else:
+        samplers = list(suite.samplers) if suite else ["flowmc_like", "flowmc"]
+    if args.seeds:
+        seeds = [int(s) for s in _split(args.seeds)]
+    else:
+        seeds = list(suite.seeds) if suite else [0]
     for t in targets:
-        if t not in TARGET_NAMES:
-            raise SystemExit(f"unknown target {t!r}; known: {TARGET_NAMES}")
+        if t not in ALL_TARGETS:
+            raise SystemExit(f"unknown target {t!r}; known: {ALL_TARGETS}")
     for s in samplers:
-        if s not in PEER_MODULES:
-            raise SystemExit(f"unknown sampler {s!r}; known: {list(PEER_MODULES)}")
-    schedule, source = resolve_schedule(args)
+        if s not in ALL_SAMPLERS:
+            raise SystemExit(f"unknown sampler {s!r}; known: {ALL_SAMPLERS}")
+    if args.no_count_evals:
+        count_evals = False
+    elif args.count_evals:
+        count_evals = True
+    else:
+        count_evals = suite.count_evals if suite else True
+    if args.overhead or args.no_overhead:
+        do_overhead = args.overhead
+    else:
+        do_overhead = bool(suite and suite.run_overhead)
+    schedule, source = resolve_schedule(args, suite)
+    if args.n_chains is None:
+        schedule = dataclasses.replace(schedule, n_chains=CONTINUOUS_N_CHAINS)
+    discrete_n_chains = args.n_chains or (suite.discrete_n_chains if suite else 64)
+    discrete_schedule = dataclasses.replace(schedule, n_chains=discrete_n_chains)
+    explicit = cli_schedule(args)
     sets = parse_sets(args.set)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else RESULTS / f"{stamp}.json"
+    if args.out:
+        out = Path(args.out)
+    else:
+        tag = args.tag or (f"{suite.name}_{stamp}" if suite else stamp)
+        out = RESULTS / f"{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    command = "python -m benchmarks.run " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    load_start = os.getloadavg()
     print(f"schedule: {schedule.as_dict()}  [{source}]", file=sys.stderr)
 
     records: list[dict[str, Any]] = []
+    notes: list[str] = []
+    draws: dict[str, Any] = {}
+    t_suite = time.time()
     for t in targets:
+        discrete = is_discrete(t)
         for seed in seeds:
             for s in samplers:
-                ov = sets.get(s, {})
+                reason = skip_reason(s, t)
+                if reason:
+                    if reason not in notes:
+                        notes.append(reason)
+                    continue
+                ov = merged_overrides(s, t, suite, explicit, sets)
+                sched = discrete_schedule if discrete else schedule
                 print(f"[{t} / {s} / seed {seed}] timed run ...", file=sys.stderr, flush=True)
-                rec = run_worker(s, t, seed, schedule, ov, False, args.timeout)
-                if rec.get("ok") and not args.no_count_evals:
+                rec = run_worker(s, t, seed, sched, ov, False, args.timeout)
+                rec.setdefault("overrides", ov)
+                if rec.get("ok") and count_evals and not discrete:
                     print(
                         f"[{t} / {s} / seed {seed}] counting run ...", file=sys.stderr, flush=True
                     )
-                    cnt = run_worker(s, t, seed, schedule, ov, True, args.timeout)
-                    rec["eval_count"] = {
-                        k: cnt.get(k)
-                        for k in (
-                            "ok",
-                            "error",
-                            "n_evals",
-                            "n_evals_training",
-                            "n_evals_production",
-                        )
-                    }
-                    m = rec["metrics"]
-                    ess = m.get("min_ess_bulk")
-                    for key, n in (
-                        ("ess_per_1k_evals", cnt.get("n_evals")),
-                        ("ess_per_1k_evals_production", cnt.get("n_evals_production")),
-                    ):
-                        ok = n and ess is not None and math.isfinite(ess)
-                        m[key] = 1000.0 * ess / n if ok else None
+                    _add_eval_counts(rec, run_worker(s, t, seed, sched, ov, True, args.timeout))
                 rec.setdefault("sampler", s)
                 rec.setdefault("target", t)
                 rec.setdefault("seed", seed)
+                rec.setdefault("kind", "discrete" if discrete else "continuous")
+                if "thinned_draws" in rec:
+                    key = f"{t}/{s}/{seed}"
+                    draws[key] = rec.pop("thinned_draws")
+                    rec["draws_key"] = key
                 records.append(rec)
-                if rec.get("ok"):
-                    msg = ", ".join(f"{c}={_fmt(_get(rec, path))}" for c, path in RUN_COLUMNS[:8])
-                else:
-                    msg = f"FAILED: {rec.get('error')}\n{rec.get('stderr_tail', '')[-1500:]}"
-                print(f"    {msg}", file=sys.stderr, flush=True)
+                print(f"    {_progress(rec)}", file=sys.stderr, flush=True)
+    if count_evals and any(is_discrete(t) for t in targets):
+        notes.append(
+            "no evaluation counting on the lattice cases (ESS/1k evals is continuous-only)"
+        )
 
-    table = markdown_tables(records, samplers)
+    overhead = None
+    if do_overhead:
+        print("[overhead] local-step overhead tool ...", file=sys.stderr, flush=True)
+        overhead = run_overhead(CONTINUOUS_N_CHAINS, args.timeout)
+        if not overhead.get("ok"):
+            notes.append(f"overhead tool FAILED: {str(overhead.get('error'))[-300:]}")
+    wall = time.time() - t_suite
+
     env = next((r["env"] for r in records if "env" in r), {})
-    cmdline = " ".join(argv if argv is not None else sys.argv[1:])
-    header = [
-        f"# Benchmark {stamp}",
-        "",
-        f"Command: `python -m benchmarks.run {cmdline}`",
-        f"Machine: {env.get('cpu', '?')}, {env.get('cpu_count', '?')} cores, "
-        f"backend {env.get('backend', '?')}, jax {env.get('jax', '?')}, "
-        f"python {env.get('python', '?')}, x64 {env.get('x64', '?')}",
-        f"Schedule (all samplers): {schedule.as_dict()} [{source}]",
-        f"Sampler overrides: {sets or 'none'}",
-        "",
-        "Times in seconds; wall = sampler construction + run (compile included, imports "
-        "excluded); train/sample exclude compile. ESS = min over dims of ArviZ ess_bulk over "
-        "all production draws; ESS/1k evals counts every log_prob call of the whole run.",
-        "",
-    ]
-    md = "\n".join(header) + table + "\n"
-    payload = {
-        "meta": {
-            "stamp": stamp,
-            "argv": argv if argv is not None else sys.argv[1:],
-            "schedule": schedule.as_dict(),
-            "schedule_source": source,
-            "overrides": sets,
-            "targets": targets,
-            "samplers": samplers,
-            "seeds": seeds,
-            "env": env,
-        },
-        "runs": records,
+    meta = {
+        "stamp": stamp,
+        "command": command,
+        "argv": argv if argv is not None else sys.argv[1:],
+        "suite": suite.name if suite else None,
+        "suite_description": suite.description if suite else None,
+        "suite_overrides": {f"{a}/{b}": v for (a, b), v in suite.overrides.items()}
+        if suite
+        else {},
+        "schedule": schedule.as_dict(),
+        "schedule_source": source,
+        "flowmc_like_target_settings": {t: FLOWMC_LIKE_TARGET_SETTINGS.get(t, {}) for t in targets}
+        if "flowmc_like" in samplers
+        else {},
+        "discrete_n_chains": discrete_n_chains,
+        "count_evals": count_evals,
+        "sets": sets,
+        "targets": targets,
+        "samplers": samplers,
+        "seeds": seeds,
+        "env": env,
+        "machine": machine_info(env, load_start),
+        "notes": notes,
+        "suite_wall_seconds": wall,
     }
+    payload: dict[str, Any] = {"meta": meta, "runs": records, "overhead": overhead}
+    if draws:
+        import numpy as np
+
+        draws = {k: np.asarray(v, dtype=np.float32) for k, v in draws.items()}
+        np.savez_compressed(out.with_name(out.stem + "_draws.npz"), **draws)
+        meta["draws_file"] = out.stem + "_draws.npz"
     out.write_text(json.dumps(payload, indent=1))
+
+    figures: dict[str, Path] = {}
+    if not args.no_plots:
+        try:
+            figures = make_figures(records, samplers, draws, out)
+        except Exception as e:  # a figure must never lose the results
+            print(f"figures failed: {type(e).__name__}: {e}", file=sys.stderr)
+    overhead_md = None
+    if overhead and overhead.get("ok"):
+        from benchmarks.overhead import markdown_table
+
+        overhead_md = markdown_table(overhead)
+    md = build_report(payload, {k: p.name for k, p in figures.items()}, overhead_md)
     out.with_suffix(".md").write_text(md)
+    written = [out, out.with_suffix(".md"), *figures.values()]
+    if args.docs:
+        docs = Path(args.docs_dir)
+        img = docs / "img" / "benchmarks"
+        img.mkdir(parents=True, exist_ok=True)
+        links = {}
+        for k, p in figures.items():
+            shutil.copyfile(p, img / p.name)
+            links[k] = f"img/benchmarks/{p.name}"
+        (docs / "benchmarks.md").write_text(build_report(payload, links, overhead_md))
+        written.append(docs / "benchmarks.md")
     print(md)
-    print(f"wrote {out} and {out.with_suffix('.md')}", file=sys.stderr)
-    return 0 if all(r.get("ok") for r in records) else 1
+    print(f"suite wall time {wall:.0f} s; wrote " + ", ".join(map(str, written)), file=sys.stderr)
+    return 0 if all(r.get("ok") for r in records) and (overhead or {}).get("ok", True) else 1
 
 
 if __name__ == "__main__":

@@ -9,6 +9,15 @@ key ``jax.random.key(seed)``, identical for all samplers), then the peer's ``run
 use the peer's ``timings["total"]`` (sampler construction + run, compile included, imports and
 ``x0`` excluded).
 
+Lattice cases (`benchmarks.ising.LATTICE_CASES`): the run goes through
+`benchmarks.ising.run_case` (samplers ``flowmc_like``, ``metropolis``, ``wolff``), with
+``schedule["n_chains"]`` chains and ``overrides`` as that sampler's settings; the record
+carries the discrete metrics. No counting mode there.
+
+Two-dimensional continuous targets: the record also carries ``thinned_draws``, at most
+`MAX_THINNED_DRAWS` production draws evenly spaced over all chains and draws (for the
+scatter plots; `benchmarks.run` moves them into a side ``.npz``).
+
 Counting mode (``--count-evals``): the same run with ``log_prob`` wrapped by a
 ``jax.debug.callback`` that adds the number of points evaluated (batched callbacks count their
 batch) to a host counter; nothing is timed. Gradient evaluations count once (the callback sits
@@ -38,6 +47,18 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+MAX_THINNED_DRAWS = 2000
+
+
+def thinned_draws(samples: Any, max_points: int = MAX_THINNED_DRAWS) -> list[list[float]]:
+    """At most ``max_points`` draws of ``(n_chains, n_draws, n_dim)``, evenly spaced, as lists."""
+    import numpy as np
+
+    flat = np.asarray(samples, dtype=np.float64).reshape(-1, np.shape(samples)[-1])
+    idx = np.unique(np.linspace(0, len(flat) - 1, min(max_points, len(flat))).astype(int))
+    return np.round(flat[idx], 5).tolist()
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 
@@ -65,24 +86,33 @@ def _main(argv: list[str] | None = None) -> int:
     import jax
     import numpy as np
 
-    from benchmarks.metrics import compute_metrics
-    from benchmarks.peers import Schedule, load_peer
-    from benchmarks.targets import get_target
+    from benchmarks.ising import LATTICE_CASES
 
-    peer = load_peer(a.sampler)
-    for mod in getattr(peer, "IMPORTS", ()):
-        importlib.import_module(mod)
+    is_lattice = a.target in LATTICE_CASES
+    if is_lattice:
+        from benchmarks import ising
+
+        importlib.import_module("flowmc_like")
+    else:
+        from benchmarks.metrics import compute_metrics
+        from benchmarks.peers import load_peer
+        from benchmarks.targets import get_target
+
+        peer = load_peer(a.sampler)
+        for mod in getattr(peer, "IMPORTS", ()):
+            importlib.import_module(mod)
+    from benchmarks.peers import Schedule
+
     import_seconds = time.time() - t_imp0
 
     schedule = Schedule(**json.loads(a.schedule))
     overrides = json.loads(a.overrides)
-    target = get_target(a.target)
-    x0 = jax.block_until_ready(target.initial_position(jax.random.key(a.seed), schedule.n_chains))
 
     rec: dict[str, Any] = {
         "sampler": a.sampler,
         "target": a.target,
         "seed": a.seed,
+        "kind": "discrete" if is_lattice else "continuous",
         "schedule": schedule.as_dict(),
         "overrides": overrides,
         "mode": "count" if a.count_evals else "timed",
@@ -90,7 +120,16 @@ def _main(argv: list[str] | None = None) -> int:
     rec["loadavg_start"] = os.getloadavg()
     cpu0 = time.process_time()
     try:
-        if a.count_evals:
+        if is_lattice:
+            if a.count_evals:
+                raise ValueError("evaluation counting is not defined for the lattice cases")
+            rec.update(ising.run_case(a.sampler, a.target, a.seed, schedule.n_chains, overrides))
+            rec["import_seconds"] = import_seconds
+        elif a.count_evals:
+            target = get_target(a.target)
+            x0 = jax.block_until_ready(
+                target.initial_position(jax.random.key(a.seed), schedule.n_chains)
+            )
             counter = {"n": 0, "at_production": None}
             n_dim = target.n_dim
 
@@ -113,6 +152,10 @@ def _main(argv: list[str] | None = None) -> int:
             rec["n_evals_training"] = at_prod
             rec["n_evals_production"] = None if at_prod is None else counter["n"] - at_prod
         else:
+            target = get_target(a.target)
+            x0 = jax.block_until_ready(
+                target.initial_position(jax.random.key(a.seed), schedule.n_chains)
+            )
             out = peer.run(target, target.log_prob, x0, a.seed, schedule, overrides)
             rec["timings"] = out.timings
             rec["import_seconds"] = import_seconds
@@ -122,6 +165,8 @@ def _main(argv: list[str] | None = None) -> int:
             rec["extra"] = out.extra
             rec["metrics"] = compute_metrics(out.samples, target, out.timings["total"])
             rec["reference"] = target.reference()
+            if target.n_dim == 2:
+                rec["thinned_draws"] = thinned_draws(out.samples)
         rec["ok"] = True
     except Exception as e:  # report, don't hide: the record carries the traceback
         rec["ok"] = False

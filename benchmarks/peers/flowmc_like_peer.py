@@ -5,6 +5,12 @@ schedule fields the signature accepts are passed (so both flow samplers run the 
 every other argument keeps flowmc_like's default unless overridden; ``progress_bar=False`` when
 the signature has it (a progress bar is not what is being measured).
 
+Overrides are JSON-able (they come from `benchmarks.suites.FLOWMC_LIKE_TARGET_SETTINGS`, the
+suites and ``--set``). The keys ``local_kernel`` and ``global_model`` may hold a spec
+``{"name": "HMC", "kwargs": {...}}``, built as ``getattr(fm, name)(**kwargs)`` (lists become
+tuples; a kwarg whose value is the string ``"target"`` takes the target's attribute of the
+same name, e.g. ``SiteFlip``'s ``delta_log_prob``), or ``null`` for ``None``.
+
 Timing: ``total`` is measured here around construction + ``run`` + conversion of the samples to
 numpy (the same window as the flowMC runner). ``compile``, ``training`` and ``production`` are
 the library's own ``result.timings``; ``other`` is ``total`` minus those three. The JAX compile
@@ -15,6 +21,7 @@ spans seen from outside (`benchmarks.timing.CompileTracker`) are kept in
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +29,6 @@ import jax
 import numpy as np
 
 from benchmarks.peers import PeerRun, Schedule
-from benchmarks.targets import Target
 from benchmarks.timing import CompileTracker
 
 __all__ = ["IMPORTS", "run"]
@@ -34,7 +40,7 @@ def _mean_or_none(a: Any) -> float | None:
     if a is None:
         return None
     arr = np.asarray(a, dtype=float)
-    return float(np.nanmean(arr)) if arr.size else None
+    return float(np.nanmean(arr)) if np.any(np.isfinite(arr)) else None
 
 
 def _jsonable(v: Any) -> Any:
@@ -47,8 +53,35 @@ def _jsonable(v: Any) -> Any:
     return repr(v)
 
 
+def build_component(spec: Any, target: Any) -> Any:
+    """``{"name": N, "kwargs": {...}}`` -> ``getattr(fm, N)(**kwargs)``; None stays None.
+
+    Lists in ``kwargs`` become tuples (frozen dataclass fields); the string ``"target"`` is
+    replaced by ``getattr(target, key)``. Anything that is not a spec dict is returned as is.
+    """
+    import flowmc_like as fm
+
+    if not (isinstance(spec, dict) and "name" in spec):
+        return spec
+    unknown = set(spec) - {"name", "kwargs"}
+    if unknown:
+        raise ValueError(f"component spec keys are 'name' and 'kwargs'; got {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for k, v in dict(spec.get("kwargs") or {}).items():
+        if v == "target":
+            v = getattr(target, k)
+        elif isinstance(v, list):
+            v = _as_tuple(v)
+        kwargs[k] = v
+    return getattr(fm, spec["name"])(**kwargs)
+
+
+def _as_tuple(v: Any) -> Any:
+    return tuple(_as_tuple(x) for x in v) if isinstance(v, list | tuple) else v
+
+
 def run(
-    target: Target,
+    target: Any,
     log_prob: Callable[[jax.Array], jax.Array],
     x0: jax.Array,
     seed: int,
@@ -57,6 +90,9 @@ def run(
     on_phase: Callable[[str], None] | None = None,
 ) -> PeerRun:
     """Run ``fm.Sampler`` on ``target`` from ``x0``; see the module docstring.
+
+    ``target`` is a `benchmarks.targets.Target` or a lattice target (anything whose
+    attributes the ``"target"`` placeholders of a component spec name).
 
     ``on_phase`` is accepted for the common signature but never called: the public API has no
     hook at the training/production boundary, so evaluation counts are for the whole run.
@@ -72,6 +108,10 @@ def run(
     if "progress_bar" in params:
         kwargs["progress_bar"] = False
     kwargs.update(overrides or {})
+    passed = dict(kwargs)
+    for name in ("local_kernel", "global_model"):
+        if name in kwargs:
+            kwargs[name] = build_component(kwargs[name], target)
     defaults = {
         k: p.default
         for k, p in params.items()
@@ -99,7 +139,12 @@ def run(
     g_acc = getattr(result, "global_acceptance", None)
     settings = {
         "flowmc_like_version": getattr(fm, "__version__", "?"),
-        "passed": _jsonable(kwargs),
+        "passed": _jsonable(passed),
+        "built": {
+            name: re.sub(r" at 0x[0-9a-f]+", "", repr(kwargs[name]))
+            for name in ("local_kernel", "global_model")
+            if name in kwargs
+        },
         "defaults_kept": _jsonable(defaults),
     }
     extra: dict[str, Any] = {

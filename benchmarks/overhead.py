@@ -1,0 +1,207 @@
+"""Local-step overhead: one flowmc_like MALA step for all chains vs one bare value_and_grad.
+
+Usage::
+
+    python -m benchmarks.overhead [--targets dual_moon_2d,...] [--n-chains 32] [--n-steps 1000]
+        [--repeats 5] [--json PATH] [--md PATH]
+
+The metric of ``shared/BENCHMARKS.md``: the wall time of one local step of every chain divided
+by the time of one bare ``jax.vmap(jax.value_and_grad(log_prob))`` over the same chains; the
+ideal is 1 (a MALA step evaluates the target and its gradient once, at the proposal).
+
+The kernel is measured through the public objects only: ``kernel = fm.MALA()``, its
+``kernel.init_params(n_dim)`` held fixed (no adaptation), ``kernel.init`` vmapped over the
+chains for the start, and ``kernel.step`` vmapped over the chains with one key per chain
+(split from a per-step key, as a sampler does). Two ways of timing, both after a compiling
+call and as the median of ``--repeats`` calls, each ended by ``block_until_ready``:
+
+- ``scan``: ``n_steps`` steps inside one jitted ``lax.scan``, divided by ``n_steps``; the bare
+  reference is the same length of ``lax.scan`` over ``vmap(value_and_grad(log_prob))`` whose
+  carry moves the positions by ``1e-6 * grad`` and accumulates the values (so nothing is
+  loop-invariant or dead code). Dispatch overhead is excluded from both: this is the cost of
+  the kernel's own arithmetic (noise, proposal density, accept/reject, key splitting).
+- ``call``: the same step (resp. value_and_grad) as its own jitted function called
+  ``n_calls`` times from Python; per call, dispatch included. This is what a Python loop
+  over steps would pay and is not how the Sampler runs its local phase (it scans).
+
+The start is the target's initial box (``U[-5, 5]^d``, key 0); the step size is MALA's
+initial 0.1. Timings do not depend on acceptance (both branches of the accept are computed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.targets import TARGET_NAMES, get_target
+
+__all__ = ["markdown_table", "measure_target", "measure_all"]
+
+
+def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure_target(
+    name: str, n_chains: int = 32, n_steps: int = 1000, repeats: int = 5, n_calls: int = 200
+) -> dict[str, Any]:
+    """Per-step seconds of a MALA step and of a bare value_and_grad on ``name``, both ways."""
+    import flowmc_like as fm
+
+    target = get_target(name)
+    log_prob = target.log_prob
+    n_dim = target.n_dim
+    kernel = fm.MALA()
+    params = kernel.init_params(n_dim)
+    x0 = target.initial_position(jax.random.key(0), n_chains)
+    states = jax.jit(jax.vmap(lambda x: kernel.init(x, log_prob)))(x0)
+
+    def step_all(key: jax.Array, st: Any, p: Any) -> Any:
+        keys = jax.random.split(key, n_chains)
+        new, _ = jax.vmap(lambda k, s: kernel.step(k, s, log_prob, p))(keys, st)
+        return new
+
+    def kernel_scan(key: jax.Array, st: Any, p: Any) -> Any:
+        def body(carry: Any, k: jax.Array) -> tuple[Any, None]:
+            return step_all(k, carry, p), None
+
+        return jax.lax.scan(body, st, jax.random.split(key, n_steps))[0]
+
+    value_and_grad = jax.vmap(jax.value_and_grad(log_prob))
+
+    def bare_scan(x: jax.Array) -> Any:
+        def body(carry: tuple[jax.Array, jax.Array], _: None) -> tuple[Any, None]:
+            pos, acc = carry
+            v, g = value_and_grad(pos)
+            return (pos + 1e-6 * g, acc + jnp.sum(v)), None
+
+        return jax.lax.scan(body, (x, jnp.zeros((), x.dtype)), None, length=n_steps)[0]
+
+    key = jax.random.key(1)
+    kernel_scan_jit = jax.jit(kernel_scan)
+    bare_scan_jit = jax.jit(bare_scan)
+    step_jit = jax.jit(step_all)
+    vg_jit = jax.jit(value_and_grad)
+    jax.block_until_ready((kernel_scan_jit(key, states, params), bare_scan_jit(x0)))
+    jax.block_until_ready((step_jit(key, states, params), vg_jit(x0)))
+
+    t_kernel_scan = _median_seconds(lambda: kernel_scan_jit(key, states, params), repeats)
+    t_bare_scan = _median_seconds(lambda: bare_scan_jit(x0), repeats)
+
+    call_keys = list(jax.random.split(key, n_calls))
+
+    def kernel_calls() -> Any:
+        st = states
+        for k in call_keys:
+            st = step_jit(k, st, params)
+        return st
+
+    def bare_calls() -> Any:
+        out = None
+        for _ in range(n_calls):
+            out = vg_jit(x0)
+        return out
+
+    t_kernel_call = _median_seconds(kernel_calls, repeats)
+    t_bare_call = _median_seconds(bare_calls, repeats)
+    rec = {
+        "target": name,
+        "n_dim": n_dim,
+        "n_chains": n_chains,
+        "n_steps": n_steps,
+        "n_calls": n_calls,
+        "repeats": repeats,
+        "kernel_us_scan": 1e6 * t_kernel_scan / n_steps,
+        "bare_us_scan": 1e6 * t_bare_scan / n_steps,
+        "kernel_us_call": 1e6 * t_kernel_call / n_calls,
+        "bare_us_call": 1e6 * t_bare_call / n_calls,
+    }
+    rec["ratio_scan"] = rec["kernel_us_scan"] / rec["bare_us_scan"]
+    rec["ratio_call"] = rec["kernel_us_call"] / rec["bare_us_call"]
+    return rec
+
+
+def measure_all(
+    targets: list[str], n_chains: int = 32, n_steps: int = 1000, repeats: int = 5
+) -> dict[str, Any]:
+    """`measure_target` for each target plus the environment, JSON-ready."""
+    return {
+        "settings": {
+            "kernel": "fm.MALA() (step_size 0.1, fixed)",
+            "n_chains": n_chains,
+            "n_steps": n_steps,
+            "repeats": repeats,
+        },
+        "env": {
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "loadavg": os.getloadavg(),
+        },
+        "rows": [measure_target(t, n_chains, n_steps, repeats) for t in targets],
+    }
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The overhead table (microseconds per step of all chains, and ratios)."""
+    lines = [
+        "| target | d | MALA step us (scan) | bare v&g us (scan) | ratio (scan) | "
+        "MALA step us (per call) | bare v&g us (per call) | ratio (per call) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['target']} | {r['n_dim']} | {r['kernel_us_scan']:.1f} | "
+            f"{r['bare_us_scan']:.1f} | {r['ratio_scan']:.2f} | {r['kernel_us_call']:.1f} | "
+            f"{r['bare_us_call']:.1f} | {r['ratio_call']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__)
+    p.add_argument("--targets", default=",".join(TARGET_NAMES))
+    p.add_argument("--n-chains", type=int, default=32)
+    p.add_argument("--n-steps", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", help="write the JSON result here")
+    p.add_argument("--md", help="write the Markdown table here")
+    a = p.parse_args(argv)
+    targets = [t for t in a.targets.split(",") if t]
+    result = measure_all(targets, a.n_chains, a.n_steps, a.repeats)
+    table = markdown_table(result)
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=1, default=_np_default))
+    if a.md:
+        Path(a.md).write_text(table + "\n")
+    print(table)
+    return 0
+
+
+def _np_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
