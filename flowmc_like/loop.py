@@ -49,6 +49,11 @@ class GlobalState(NamedTuple):
     log_prob: Array
 
 
+BULK_NOISE_BYTES = 64 * 2**20
+"""Largest noise array (all steps, all chains) drawn in one batch before a local phase; above
+it each step draws its own (same bits, less memory)."""
+
+
 def _chain_first(x: Array) -> Array:
     return jnp.swapaxes(x, 0, 1)
 
@@ -97,23 +102,32 @@ def run_local_phase(
         The new states, the new adaptation state and the `Trace` of the phase.
     """
     n_chains = states.position.shape[0]
-    step_chains = jax.vmap(kernel.step, in_axes=(0, 0, None, None))
+    keys = jax.random.split(key, (n_steps, n_chains))
+    noise_shape = jax.eval_shape(kernel.draw_noise, keys[0, 0], states.position[0])
+    noise_size = (
+        n_steps
+        * n_chains
+        * sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(noise_shape))
+    )
+    if noise_shape is not None and noise_size <= BULK_NOISE_BYTES:
+        # Every step's noise in one batched draw (the same bits per-step keys would give).
+        inputs = jax.vmap(jax.vmap(kernel.draw_noise), in_axes=(0, None))(keys, states.position)
+        step_chains = jax.vmap(kernel.step_with_noise, in_axes=(0, 0, None, None))
+    else:
+        inputs = keys
+        step_chains = jax.vmap(kernel.step, in_axes=(0, 0, None, None))
 
-    def one_step(carry, step_key):
+    def one_step(carry, step_inputs):
         states, adapt_state = carry
         params = _select(is_adapting, adaptation.current(adapt_state), frozen_params)
-        states, infos = step_chains(
-            jax.random.split(step_key, n_chains), states, log_prob_fn, params
-        )
+        states, infos = step_chains(step_inputs, states, log_prob_fn, params)
         adapt_state = _select(
             is_adapting, adaptation.update(adapt_state, states.position, infos), adapt_state
         )
         record = Trace(states.position, states.log_prob, infos.is_accepted, infos.acceptance_prob)
         return (states, adapt_state), record
 
-    (states, adapt_state), trace = jax.lax.scan(
-        one_step, (states, adapt_state), jax.random.split(key, n_steps)
-    )
+    (states, adapt_state), trace = jax.lax.scan(one_step, (states, adapt_state), inputs)
     return states, adapt_state, jax.tree.map(_chain_first, trace)
 
 

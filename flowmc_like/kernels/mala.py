@@ -9,7 +9,7 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
+from flowmc_like._types import Array, ArrayLike, LogProbFn, Space
 from flowmc_like.kernels._adaptation import step_size_adaptation
 from flowmc_like.kernels._proposal import AbstractProposalKernel
 from flowmc_like.kernels._utils import as_float_position, positive_finite_float
@@ -106,13 +106,13 @@ class MALA(AbstractProposalKernel):
         log_prob, grad = jax.value_and_grad(log_prob_fn)(position)
         return MALAState(position=position, log_prob=log_prob, grad=grad)
 
-    def propose(
-        self, key: PRNGKey, state: MALAState, log_prob_fn: LogProbFn, params: MALAParams
+    def propose_with_noise(
+        self, noise: Array, state: MALAState, log_prob_fn: LogProbFn, params: MALAParams
     ) -> MALAState:
-        """Draw ``x' = x + (h^2/2) grad + h xi`` and evaluate the target and gradient there.
+        """``x' = x + (h^2/2) grad + h xi`` from the draw ``xi``; target and gradient at ``x'``.
 
         Args:
-            key: PRNG key for ``xi``.
+            noise: ``(n_dim,)`` standard-normal draw ``xi``.
             state: current state of one chain.
             log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
             params: current params.
@@ -122,8 +122,7 @@ class MALA(AbstractProposalKernel):
         """
         position = state.position
         h = jnp.asarray(params.step_size, dtype=position.dtype)
-        noise = jax.random.normal(key, position.shape, dtype=position.dtype)
-        proposed_position = position + 0.5 * h**2 * state.grad + h * noise
+        proposed_position = position + 0.5 * h**2 * state.grad + h * noise.astype(position.dtype)
         log_prob, grad = jax.value_and_grad(log_prob_fn)(proposed_position)
         return MALAState(position=proposed_position, log_prob=log_prob, grad=grad)
 

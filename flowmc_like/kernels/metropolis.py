@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flowmc_like._types import Array, PRNGKey
 from flowmc_like.kernels.base import StepInfo
 
-__all__ = ["acceptance_probability", "mh_accept"]
+__all__ = ["acceptance_probability", "mh_accept", "mh_accept_with_uniform"]
 
 State = TypeVar("State")
 
@@ -52,7 +52,25 @@ def mh_accept(
     Returns:
         The next state and its `StepInfo`.
     """
+    uniform = jax.random.uniform(key, dtype=jnp.result_type(log_ratio))
+    return mh_accept_with_uniform(uniform, log_ratio, proposed, current)
+
+
+def mh_accept_with_uniform(
+    uniform: Array, log_ratio: Array, proposed: State, current: State
+) -> tuple[State, StepInfo]:
+    """`mh_accept` with the uniform draw ``u ~ U(0, 1)`` given: accept iff ``u < prob``.
+
+    Args:
+        uniform: ``()`` the uniform draw.
+        log_ratio: ``()`` log Metropolis-Hastings ratio of the move current -> proposed.
+        proposed: proposed state (a NamedTuple whose second field is ``log_prob``).
+        current: current state of the same structure.
+
+    Returns:
+        The next state and its `StepInfo`.
+    """
     prob = acceptance_probability(log_ratio, proposed.log_prob)  # type: ignore[attr-defined]
-    is_accepted = jax.random.uniform(key, dtype=prob.dtype) < prob
+    is_accepted = uniform.astype(prob.dtype) < prob
     state = jax.tree.map(lambda new, old: jnp.where(is_accepted, new, old), proposed, current)
     return state, StepInfo(prob, is_accepted)

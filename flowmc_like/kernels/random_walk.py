@@ -6,10 +6,9 @@ import dataclasses
 import math
 from typing import ClassVar, NamedTuple
 
-import jax
 import jax.numpy as jnp
 
-from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
+from flowmc_like._types import Array, ArrayLike, LogProbFn, Space
 from flowmc_like.kernels._adaptation import step_size_adaptation
 from flowmc_like.kernels._proposal import AbstractProposalKernel
 from flowmc_like.kernels._utils import as_float_position, positive_finite_float
@@ -94,17 +93,17 @@ class RandomWalk(AbstractProposalKernel):
         position = as_float_position(position)
         return RandomWalkState(position=position, log_prob=log_prob_fn(position))
 
-    def propose(
+    def propose_with_noise(
         self,
-        key: PRNGKey,
+        noise: Array,
         state: RandomWalkState,
         log_prob_fn: LogProbFn,
         params: RandomWalkParams,
     ) -> RandomWalkState:
-        """Draw ``x' = x + s xi`` and evaluate the target there.
+        """``x' = x + s xi`` for the draw ``xi`` ``(n_dim,)``, with the target evaluated there.
 
         Args:
-            key: PRNG key for ``xi``.
+            noise: ``(n_dim,)`` standard-normal draw ``xi``.
             state: current state of one chain.
             log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
             params: current params.
@@ -114,8 +113,7 @@ class RandomWalk(AbstractProposalKernel):
         """
         position = state.position
         scale = jnp.asarray(params.scale, dtype=position.dtype)
-        noise = jax.random.normal(key, position.shape, dtype=position.dtype)
-        proposed_position = position + scale * noise
+        proposed_position = position + scale * noise.astype(position.dtype)
         return RandomWalkState(position=proposed_position, log_prob=log_prob_fn(proposed_position))
 
     def proposal_log_density(
