@@ -675,8 +675,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         sampler, size, seed = args.worker
+        from benchmarks.worker import json_default
+
         record = run_one(sampler, int(size), int(seed), args.n_chains)
-        print(json.dumps(record, default=_json_default))
+        print(json.dumps(record, default=json_default))
         return 0
     if args.sweep_cost_worker:
         print(json.dumps(sweep_costs(args.sweep_cost_worker, args.n_chains)))
@@ -720,14 +722,6 @@ def main(argv: list[str] | None = None) -> int:
     out.with_suffix(".md").write_text(header + text + "\n")
     print(header + text)
     return 0
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    return str(o)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.report import DISPLAY
+
 __all__ = ["plot_ess_per_s", "plot_samples"]
 
 COLOURS = {
@@ -25,13 +27,6 @@ COLOURS = {
     "nuts": "#2ca02c",
     "metropolis": "#9467bd",
     "wolff": "#8c564b",
-}
-DISPLAY = {
-    "flowmc_like": "flowmc_like",
-    "flowmc": "flowMC",
-    "nuts": "NUTS",
-    "metropolis": "Metropolis",
-    "wolff": "Wolff",
 }
 
 

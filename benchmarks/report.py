@@ -127,6 +127,19 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(v) else float(v)
 
 
+def _per_run_rows(recs: list[dict[str, Any]], columns: Any) -> list[list[str]]:
+    """One table row per run: target, sampler, seed, PASS/FAIL, then ``columns``' cells."""
+    rows = []
+    for r in recs:
+        name = DISPLAY.get(r["sampler"], r["sampler"])
+        if not r.get("ok"):
+            err = str(r.get("error", "?")).replace("|", "/").replace("\n", " ")[:200]
+            rows.append([r["target"], name, str(r["seed"]), f"FAILED: {err}"] + [""] * len(columns))
+            continue
+        rows.append([r["target"], name, str(r["seed"]), pass_fail(r), *_cells(r, columns, False)])
+    return rows
+
+
 def pass_fail(rec: dict[str, Any]) -> str:
     """``PASS``, ``FAIL (z, R-hat)`` (the failed criteria) or ``FAILED`` for a failed run."""
     if not rec.get("ok"):
@@ -202,16 +215,7 @@ def continuous_tables(records: Sequence[dict[str, Any]], samplers: Sequence[str]
     lines += _table(["target", "sampler", "PASS", *labels], rows)
 
     lines += ["", "Every run:", ""]
-    rows = []
-    for r in recs:
-        name = DISPLAY.get(r["sampler"], r["sampler"])
-        if not r.get("ok"):
-            err = str(r.get("error", "?")).replace("|", "/").replace("\n", " ")[:200]
-            rows.append([r["target"], name, str(r["seed"]), f"FAILED: {err}"] + [""] * len(labels))
-            continue
-        rows.append(
-            [r["target"], name, str(r["seed"]), pass_fail(r), *_cells(r, CONTINUOUS_COLUMNS, False)]
-        )
+    rows = _per_run_rows(recs, CONTINUOUS_COLUMNS)
     lines += _table(["target", "sampler", "seed", "PASS/FAIL", *labels], rows)
 
     peers = [s for s in samplers if s not in ("flowmc_like", "metropolis", "wolff")]
@@ -251,16 +255,7 @@ def discrete_tables(records: Sequence[dict[str, Any]], samplers: Sequence[str]) 
     if not recs:
         return "_No lattice runs._"
     labels = [c for c, _ in DISCRETE_COLUMNS]
-    rows = []
-    for r in recs:
-        name = DISPLAY.get(r["sampler"], r["sampler"])
-        if not r.get("ok"):
-            err = str(r.get("error", "?")).replace("|", "/").replace("\n", " ")[:200]
-            rows.append([r["target"], name, str(r["seed"]), f"FAILED: {err}"] + [""] * len(labels))
-            continue
-        rows.append(
-            [r["target"], name, str(r["seed"]), pass_fail(r), *_cells(r, DISCRETE_COLUMNS, False)]
-        )
+    rows = _per_run_rows(recs, DISCRETE_COLUMNS)
     lines = _table(["case", "sampler", "seed", "PASS/FAIL", *labels], rows)
     med = _medians(recs, DISCRETE_COLUMNS)
     n_seeds = len({r["seed"] for r in recs})

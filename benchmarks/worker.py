@@ -59,7 +59,7 @@ def thinned_draws(samples: Any, max_points: int = MAX_THINNED_DRAWS) -> list[lis
     return np.round(flat[idx], 5).tolist()
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     import numpy as np
 
     if isinstance(o, np.ndarray):
@@ -188,7 +188,7 @@ def _main(argv: list[str] | None = None) -> int:
         "XLA_FLAGS": os.environ.get("XLA_FLAGS"),
     }
     with open(a.out, "w") as f:
-        json.dump(rec, f, indent=1, default=_json_default)
+        json.dump(rec, f, indent=1, default=json_default)
     if not rec["ok"]:
         print(rec["traceback"], file=sys.stderr)
         return 1

@@ -103,7 +103,7 @@ def run_local_phase(
     """
     n_chains = states.position.shape[0]
     keys = jax.random.split(key, (n_steps, n_chains))
-    noise_shape = jax.eval_shape(kernel.draw_noise, keys[0, 0], states.position[0])
+    noise_shape = jax.eval_shape(kernel.draw_noise, key, states.position[0])
     noise_size = (
         n_steps
         * n_chains
