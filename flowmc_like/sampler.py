@@ -343,7 +343,7 @@ class Sampler:
 
     def _build_phases(
         self, spec: PositionSpec, n_chains: int, n_dim: int, key_impl: str
-    ) -> tuple[_CompiledPhases, Any]:
+    ) -> _CompiledPhases:
         """The run's jitted phases, not yet compiled.
 
         Nothing in a run executes eagerly (each eager op compiles on its own): `setup` draws
@@ -481,7 +481,7 @@ class Sampler:
                 )
                 return buffer, new_state, losses, is_finite
 
-        return _CompiledPhases(setup, local, global_, train), adaptation
+        return _CompiledPhases(setup, local, global_, train)
 
     # ------------------------------------------------------------------ run
 
@@ -516,7 +516,7 @@ class Sampler:
             if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
             else str(jax.config.jax_default_prng_impl)
         )
-        phases, _ = self._build_phases(spec, n_chains, n_dim, key_impl)
+        phases = self._build_phases(spec, n_chains, n_dim, key_impl)
         kernel_params = self.local_kernel.init_params(n_dim)
         is_adapting = np.asarray(True)
 
