@@ -63,6 +63,108 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
+def _bare_scan(log_prob: Callable[[jax.Array], jax.Array], n_steps: int) -> Callable[..., Any]:
+    """``n_steps`` of vmapped value_and_grad in a ``lax.scan`` (see the module docstring)."""
+    value_and_grad = jax.vmap(jax.value_and_grad(log_prob))
+
+    def bare_scan(x: jax.Array) -> Any:
+        def body(carry: tuple[jax.Array, jax.Array], _: None) -> tuple[Any, None]:
+            pos, acc = carry
+            v, g = value_and_grad(pos)
+            return (pos + 1e-6 * g, acc + jnp.sum(v)), None
+
+        return jax.lax.scan(body, (x, jnp.zeros((), x.dtype)), None, length=n_steps)[0]
+
+    return bare_scan
+
+
+def _library_phase(
+    log_prob: Callable[[jax.Array], jax.Array], n_dim: int, n_steps: int
+) -> Callable[..., Any]:
+    """`flowmc_like.loop.run_local_phase` with ``fm.MALA()``, params frozen."""
+    import flowmc_like as fm
+    from flowmc_like.loop import run_local_phase
+
+    kernel = fm.MALA()
+    adaptation = kernel.adaptation(n_dim, n_steps)
+
+    def library_phase(key: jax.Array, st: Any, p: Any) -> Any:
+        st, _, trace = run_local_phase(
+            kernel,
+            adaptation,
+            log_prob,
+            n_steps,
+            key,
+            st,
+            adaptation.init(p),
+            p,
+            jnp.asarray(False),
+        )
+        return st, trace
+
+    return library_phase
+
+
+def logistic_regression(n_data: int, n_dim: int = 10, seed: int = 0) -> Callable[..., Any]:
+    """Log posterior of a Bayesian logistic regression on ``n_data`` synthetic points.
+
+    Features ``N(0, 1)``, true weights ``N(0, 1)``, labels drawn from the model (numpy, fixed
+    seed); prior ``N(0, I)``. One evaluation costs ``O(n_data * n_dim)``: the knob for how
+    expensive a target is.
+    """
+    rng = np.random.default_rng(seed)
+    features = rng.standard_normal((n_data, n_dim)).astype(np.float32)
+    weights = rng.standard_normal(n_dim)
+    labels = rng.random(n_data) < 1 / (1 + np.exp(-features @ weights))
+    signs = jnp.asarray(np.where(labels, 1.0, -1.0).astype(np.float32))
+    features_j = jnp.asarray(features)
+
+    def log_prob(w: jax.Array) -> jax.Array:
+        return jnp.sum(jax.nn.log_sigmoid(signs * (features_j @ w))) - 0.5 * jnp.sum(w**2)
+
+    return log_prob
+
+
+def measure_cost_sweep(
+    n_data_values: tuple[int, ...] = (100, 1_000, 10_000, 100_000),
+    n_chains: int = 32,
+    n_steps: int = 200,
+    repeats: int = 3,
+) -> list[dict[str, Any]]:
+    """Local phase vs bare value_and_grad (both scanned) as the target gets more expensive.
+
+    The local phase's bookkeeping (noise, proposal densities, accept/reject, adaptation
+    select, trace) is a fixed cost per step; this shows the target cost at which it stops
+    mattering. Targets: `logistic_regression` with ``n_data`` points, ``n_dim = 10``.
+    """
+    import flowmc_like as fm
+
+    kernel = fm.MALA()
+    params = kernel.init_params(10)
+    x0 = 0.1 * jax.random.normal(jax.random.key(0), (n_chains, 10))
+    key = jax.random.key(1)
+    rows = []
+    for n_data in n_data_values:
+        log_prob = logistic_regression(n_data)
+        states = jax.jit(jax.vmap(lambda x, lp=log_prob: kernel.init(x, lp)))(x0)
+        phase_jit = jax.jit(_library_phase(log_prob, 10, n_steps))
+        bare_jit = jax.jit(_bare_scan(log_prob, n_steps))
+        jax.block_until_ready((phase_jit(key, states, params), bare_jit(x0)))
+        t_phase = _median_seconds(lambda f=phase_jit, s=states: f(key, s, params), repeats)
+        t_bare = _median_seconds(lambda f=bare_jit: f(x0), repeats)
+        rows.append(
+            {
+                "target": f"logistic_regression (n_data={n_data})",
+                "n_data": n_data,
+                "n_dim": 10,
+                "bare_us_scan": 1e6 * t_bare / n_steps,
+                "phase_us": 1e6 * t_phase / n_steps,
+                "ratio_phase": t_phase / t_bare,
+            }
+        )
+    return rows
+
+
 def measure_target(
     name: str, n_chains: int = 32, n_steps: int = 1000, repeats: int = 5, n_calls: int = 200
 ) -> dict[str, Any]:
@@ -89,32 +191,8 @@ def measure_target(
         return jax.lax.scan(body, st, jax.random.split(key, n_steps))[0]
 
     value_and_grad = jax.vmap(jax.value_and_grad(log_prob))
-
-    def bare_scan(x: jax.Array) -> Any:
-        def body(carry: tuple[jax.Array, jax.Array], _: None) -> tuple[Any, None]:
-            pos, acc = carry
-            v, g = value_and_grad(pos)
-            return (pos + 1e-6 * g, acc + jnp.sum(v)), None
-
-        return jax.lax.scan(body, (x, jnp.zeros((), x.dtype)), None, length=n_steps)[0]
-
-    from flowmc_like.loop import run_local_phase
-
-    adaptation = kernel.adaptation(n_dim, n_steps)
-
-    def library_phase(key: jax.Array, st: Any, p: Any) -> Any:
-        st, _, trace = run_local_phase(
-            kernel,
-            adaptation,
-            log_prob,
-            n_steps,
-            key,
-            st,
-            adaptation.init(p),
-            p,
-            jnp.asarray(False),
-        )
-        return st, trace
+    bare_scan = _bare_scan(log_prob, n_steps)
+    library_phase = _library_phase(log_prob, n_dim, n_steps)
 
     key = jax.random.key(1)
     phase_jit = jax.jit(library_phase)
@@ -166,9 +244,13 @@ def measure_target(
 
 
 def measure_all(
-    targets: list[str], n_chains: int = 32, n_steps: int = 1000, repeats: int = 5
+    targets: list[str],
+    n_chains: int = 32,
+    n_steps: int = 1000,
+    repeats: int = 5,
+    cost_sweep: bool = True,
 ) -> dict[str, Any]:
-    """`measure_target` for each target plus the environment, JSON-ready."""
+    """`measure_target` for each target, `measure_cost_sweep`, and the environment; JSON-ready."""
     return {
         "settings": {
             "kernel": "fm.MALA() (step_size 0.1, fixed)",
@@ -184,6 +266,7 @@ def measure_all(
             "loadavg": os.getloadavg(),
         },
         "rows": [measure_target(t, n_chains, n_steps, repeats) for t in targets],
+        "cost_sweep": measure_cost_sweep(n_chains=n_chains) if cost_sweep else [],
     }
 
 
@@ -202,6 +285,21 @@ def markdown_table(result: dict[str, Any]) -> str:
             f"{r['kernel_us_call']:.1f} | "
             f"{r['bare_us_call']:.1f} | {r['ratio_call']:.2f} |"
         )
+    sweep = result.get("cost_sweep") or []
+    if sweep:
+        lines += [
+            "",
+            "As the target gets more expensive (the local phase's bookkeeping is a fixed cost "
+            "per step):",
+            "",
+            "| target | d | bare v&g us (scan) | local phase us/step | ratio (phase) |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for r in sweep:
+            lines.append(
+                f"| {r['target']} | {r['n_dim']} | {r['bare_us_scan']:.1f} | "
+                f"{r['phase_us']:.1f} | {r['ratio_phase']:.2f} |"
+            )
     return "\n".join(lines)
 
 
@@ -214,9 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", help="write the JSON result here")
     p.add_argument("--md", help="write the Markdown table here")
+    p.add_argument(
+        "--no-cost-sweep", action="store_true", help="skip the logistic-regression cost sweep"
+    )
     a = p.parse_args(argv)
     targets = [t for t in a.targets.split(",") if t]
-    result = measure_all(targets, a.n_chains, a.n_steps, a.repeats)
+    result = measure_all(targets, a.n_chains, a.n_steps, a.repeats, not a.no_cost_sweep)
     table = markdown_table(result)
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1, default=_np_default))
