@@ -309,8 +309,33 @@ def _progress(rec: dict[str, Any]) -> str:
     return f"FAILED: {rec.get('error')}\n{rec.get('stderr_tail', '')[-1500:]}"
 
 
+def _algorithmic_eval_counts(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """Evaluation counts a peer derived from its algorithm (no counting run), or None.
+
+    flowmc_like and flowMC record ``expected_evals`` (training, production); NUTS records
+    ``n_grad_evals_algorithmic`` (warm-up, sampling: leapfrog steps actually taken).
+    """
+    extra = rec.get("extra") or {}
+    if "expected_evals" in extra:
+        phases = extra["expected_evals"]
+        training, production = phases["training"], phases["production"]
+    elif "n_grad_evals_algorithmic" in extra:
+        phases = extra["n_grad_evals_algorithmic"]
+        training, production = phases["warmup"], phases["sampling"]
+    else:
+        return None
+    return {
+        "ok": True,
+        "source": "algorithmic",
+        "n_evals": training + production,
+        "n_evals_training": training,
+        "n_evals_production": production,
+    }
+
+
 def _add_eval_counts(rec: dict[str, Any], cnt: dict[str, Any]) -> None:
     rec["eval_count"] = {k: cnt.get(k) for k in ("ok", "error", *EVAL_KEYS)}
+    rec["eval_count"]["source"] = cnt.get("source", "counted")
     m = rec["metrics"]
     ess = m.get("min_ess_bulk")
     for key, n in (
@@ -431,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
                         f"[{t} / {s} / seed {seed}] counting run ...", file=sys.stderr, flush=True
                     )
                     _add_eval_counts(rec, run_worker(s, t, seed, sched, ov, True, args.timeout))
+                elif rec.get("ok") and not discrete:
+                    algorithmic = _algorithmic_eval_counts(rec)
+                    if algorithmic is not None:
+                        _add_eval_counts(rec, algorithmic)
                 rec.setdefault("sampler", s)
                 rec.setdefault("target", t)
                 rec.setdefault("seed", seed)
