@@ -5,6 +5,7 @@ discrete states) while a normalizing flow (an autoregressive model for discrete 
 trained online on their draws, proposes independence Metropolis-Hastings jumps between modes.
 """
 
+from flowmc_like.adapters.ppl import ModelTarget, from_numpyro, from_pymc
 from flowmc_like.kernels.hmc import HMC
 from flowmc_like.kernels.mala import MALA
 from flowmc_like.kernels.random_walk import RandomWalk
@@ -21,6 +22,7 @@ __all__ = [
     "Autoregressive",
     "HMC",
     "MALA",
+    "ModelTarget",
     "History",
     "RQSpline",
     "RandomWalk",
@@ -29,4 +31,6 @@ __all__ = [
     "SamplerResult",
     "SiteFlip",
     "__version__",
+    "from_numpyro",
+    "from_pymc",
 ]

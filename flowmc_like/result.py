@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -69,6 +71,21 @@ class SamplerResult:
         kernel_params: the frozen kernel params used in production (numpy pytree).
         model_params: the final model params (numpy pytree), or None without a model.
         position_spec: how flat positions map to the user's layout and names.
+        constrain: for a target from `flowmc_like.from_numpyro` / `from_pymc`, the map from
+            flat unconstrained draws ``(..., n_dim)`` to the model's named, constrained
+            values; None otherwise.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> import flowmc_like as fm
+        >>> sampler = fm.Sampler(lambda x: -0.5 * jnp.sum(x**2), n_dim=3, n_chains=4,
+        ...                      global_model=None, n_training_loops=1, n_production_loops=2,
+        ...                      n_local_steps=10, progress_bar=False)
+        >>> result = sampler.run(jax.random.key(0), jnp.zeros((4, 3)))
+        >>> result.samples.shape, result.log_prob.shape, result.history.is_training.tolist()
+        ((4, 20, 3), (4, 20), [True, False, False])
+        >>> sorted(result.to_arviz().sample_stats.data_vars)
+        ['accepted', 'is_global', 'lp']
     """
 
     flat_samples: np.ndarray
@@ -86,15 +103,24 @@ class SamplerResult:
     kernel_params: Any
     model_params: Any
     position_spec: PositionSpec
+    constrain: Callable[[Any], dict[str, np.ndarray]] | None = None
 
     @property
     def samples(self) -> Any:
-        """Production draws in the layout of ``initial_position``."""
+        """Production draws in the layout of ``initial_position``.
+
+        For a PPL target: ``{name: (n_chains, n_draws, *shape)}`` of constrained values
+        (deterministic sites included); the unconstrained draws are ``flat_samples``.
+        """
+        if self.constrain is not None:
+            return self.constrain(self.flat_samples)
         return self.position_spec.to_user(self.flat_samples)
 
     @property
     def warmup_samples(self) -> Any:
-        """Training-loop draws in the layout of ``initial_position``."""
+        """Training-loop draws in the layout of ``initial_position`` (constrained for PPLs)."""
+        if self.constrain is not None:
+            return self.constrain(self.flat_warmup_samples)
         return self.position_spec.to_user(self.flat_warmup_samples)
 
     @property
@@ -138,3 +164,19 @@ class SamplerResult:
         from flowmc_like.adapters.arviz import summarize
 
         return summarize(self.to_arviz(var_names), **kwargs)
+
+    def plot_diagnostics(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """Training loss, local and global acceptance and step size per loop, in one figure.
+
+        Production loops are shaded grey. Pair and trace plots of the draws go through ArviZ
+        (``az.plot_pair(result.to_arviz())``).
+
+        Args:
+            path: if given, the figure is written there (format from the suffix, e.g. PNG).
+
+        Returns:
+            The ``matplotlib.figure.Figure``.
+        """
+        from flowmc_like.adapters.plotting import plot_history
+
+        return plot_history(self.history, path)

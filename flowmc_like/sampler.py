@@ -17,6 +17,7 @@ import numpy as np
 
 from flowmc_like import _validation
 from flowmc_like._types import Array, PRNGKey, PyTree, Space
+from flowmc_like.adapters.ppl import ModelLogDensity, ModelTarget
 from flowmc_like.adapters.pytree import PositionSpec
 from flowmc_like.config import SamplerConfig
 from flowmc_like.kernels.base import AbstractLocalKernel
@@ -152,7 +153,10 @@ class Sampler:
     Args:
         log_prob: unnormalised log density of one position -> scalar; ``log_prob(x)`` or, when
             ``data`` is given, ``log_prob(x, data)``. ``x`` is a ``(n_dim,)`` array or one
-            chain's pytree when ``initial_position`` is a pytree.
+            chain's pytree when ``initial_position`` is a pytree. A `ModelTarget` from
+            `from_numpyro` / `from_pymc` is accepted too (its ``n_dim`` then need not be
+            given), as is its ``log_prob``; the result then exports the model's named,
+            constrained variables.
         n_dim: flat dimension of a position; inferred from ``initial_position`` if omitted.
             Continuous positions are floats; discrete ones integers in ``[0, n_categories)``
             (stored as int32).
@@ -211,7 +215,7 @@ class Sampler:
 
     def __init__(
         self,
-        log_prob: Callable[..., Any],
+        log_prob: Callable[..., Any] | ModelTarget,
         n_dim: int | None = None,
         n_chains: int | None = None,
         *,
@@ -233,7 +237,17 @@ class Sampler:
         data: PyTree = None,
         progress_bar: bool = SamplerConfig.progress_bar,
     ) -> None:
+        if isinstance(log_prob, ModelTarget):  # fm.Sampler(fm.from_numpyro(model, ...))
+            if n_dim is not None and n_dim != log_prob.n_dim:
+                raise ValueError(
+                    f"n_dim={n_dim} disagrees with the model's unconstrained dimension "
+                    f"{log_prob.n_dim}; leave n_dim out"
+                )
+            n_dim = log_prob.n_dim
+            log_prob = log_prob.log_prob
         self.log_prob = _validation.check_callable("log_prob", log_prob)
+        # A PPL model's log density carries the map back to its constrained variables.
+        self._constrain = log_prob.constrain if isinstance(log_prob, ModelLogDensity) else None
         self.n_dim = None if n_dim is None else _validation.check_positive_int("n_dim", n_dim)
         self.n_chains = (
             None if n_chains is None else _validation.check_positive_int("n_chains", n_chains)
@@ -632,6 +646,7 @@ class Sampler:
             records=records,
             config=config,
             spec=spec,
+            constrain=self._constrain,
             kernel_params=jax.device_get(frozen_params),
             model_params=None if train_state is None else jax.device_get(train_state.params),
             timings={
@@ -746,6 +761,7 @@ def _assemble_result(
     records: list[dict[str, Any]],
     config: SamplerConfig,
     spec: PositionSpec,
+    constrain: Callable[[Any], dict[str, np.ndarray]] | None,
     kernel_params: Any,
     model_params: Any,
     timings: dict[str, float],
@@ -805,4 +821,5 @@ def _assemble_result(
         kernel_params=kernel_params,
         model_params=model_params,
         position_spec=spec,
+        constrain=constrain,
     )

@@ -30,6 +30,14 @@ def _named_variables(
     result: SamplerResult, flat: np.ndarray, var_names: list[str] | tuple[str, ...] | None
 ) -> dict[str, np.ndarray]:
     spec = result.position_spec
+    if result.constrain is not None:  # a PPL model: its own names, constrained values
+        named = result.constrain(flat)
+        if var_names is None:
+            return named
+        unknown = [name for name in var_names if name not in named]
+        if unknown:
+            raise ValueError(f"var_names {unknown} are not in the model; known: {list(named)}")
+        return {name: named[name] for name in var_names}
     if not spec.is_pytree:
         if var_names is None:
             return {"x": flat}

@@ -1,0 +1,235 @@
+"""Targets from probabilistic programming languages: numpyro and PyMC models.
+
+A model's latent variables live in a constrained space (a scale is positive, a probability
+vector sums to one). Samplers work on the *unconstrained* space: every variable is mapped to
+``R^k`` by a bijection, and the log density gains that map's log-Jacobian. The PPLs provide
+both, and the map back; this module wraps them as a `ModelTarget`:
+
+- ``target.log_prob``: a flat unconstrained position ``(n_dim,)`` -> scalar log density, ready
+  for `flowmc_like.Sampler`. It carries the map back, so a `SamplerResult` of a run on it
+  exports the model's own variable names and constrained values to ArviZ.
+- ``target.n_dim`` and ``target.initial_position(key, n_chains)``: starting points from the
+  PPL's own initialisation (numpyro's ``init_to_uniform``: uniform in ``(-2, 2)`` in the
+  unconstrained space; PyMC's initial point jittered by ``U(-1, 1)``).
+- ``target.constrain(flat)``: unconstrained draws ``(..., n_dim)`` -> ``{name: (..., *shape)}``
+  of constrained values, deterministic sites included.
+
+numpyro and PyMC are optional: each is imported only by its ``from_*`` function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flowmc_like._types import Array, PRNGKey
+
+__all__ = ["ModelLogDensity", "ModelTarget", "from_numpyro", "from_pymc"]
+
+
+def _constrain_batched(
+    constrain_one: Callable[[Array], dict[str, Array]], flat: Any
+) -> dict[str, np.ndarray]:
+    """Apply a one-position map to every position of ``flat`` ``(..., n_dim)``."""
+    flat = jnp.asarray(flat)
+    batch_shape = flat.shape[:-1]
+    rows = flat.reshape((-1, flat.shape[-1]))
+    out = jax.jit(jax.vmap(constrain_one))(rows)
+    return {
+        name: np.asarray(value).reshape(batch_shape + tuple(value.shape[1:]))
+        for name, value in out.items()
+    }
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelLogDensity:
+    """A PPL model's unconstrained log density, callable on one flat position.
+
+    Attributes:
+        log_density: ``(n_dim,)`` unconstrained position -> scalar log density (the model's
+            log joint with the observed data, plus the log-Jacobian of the map to the
+            unconstrained space).
+        constrain_one: ``(n_dim,)`` -> ``{name: constrained value}`` for one position.
+        n_dim: length of the flat position.
+    """
+
+    log_density: Callable[[Array], Array]
+    constrain_one: Callable[[Array], dict[str, Array]]
+    n_dim: int
+
+    def __call__(self, x: Array) -> Array:
+        """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``."""
+        return self.log_density(x)
+
+    def constrain(self, flat: Any) -> dict[str, np.ndarray]:
+        """Constrained, named values of unconstrained positions ``(..., n_dim)``."""
+        return _constrain_batched(self.constrain_one, flat)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelTarget:
+    """A PPL model as a flowmc_like target (see the module docstring).
+
+    Attributes:
+        log_prob: the `ModelLogDensity` to pass to `flowmc_like.Sampler`.
+        n_dim: length of the flat unconstrained position.
+        names: the model's latent variable names, in the flat layout's order.
+        initial_positions: ``(key, n_chains) -> (n_chains, n_dim)`` unconstrained starts.
+    """
+
+    log_prob: ModelLogDensity
+    n_dim: int
+    names: tuple[str, ...]
+    initial_positions: Callable[[PRNGKey, int], Array]
+
+    def initial_position(self, key: PRNGKey, n_chains: int) -> Array:
+        """``(n_chains, n_dim)`` unconstrained starting points from the PPL's initialisation."""
+        if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
+            raise ValueError(f"n_chains must be a positive integer; got {n_chains!r}")
+        positions = self.initial_positions(key, n_chains)
+        return jnp.asarray(positions).reshape((n_chains, self.n_dim))
+
+    def constrain(self, flat: Any) -> dict[str, np.ndarray]:
+        """Constrained, named values of unconstrained positions ``(..., n_dim)``."""
+        return self.log_prob.constrain(flat)
+
+
+def _raw_key(key: PRNGKey) -> Array:
+    """A ``uint32`` key array (numpy-style PRNGKey) from a typed or raw JAX key."""
+    if jnp.issubdtype(jnp.asarray(key).dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return jnp.asarray(key)
+
+
+def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: Any) -> ModelTarget:
+    """A numpyro model (with its data) as a target on its unconstrained space.
+
+    Uses ``numpyro.infer.util.initialize_model``: its ``potential_fn`` (minus the log
+    density, Jacobians included) and its ``postprocess_fn`` (the map back to constrained
+    values, deterministic sites included). Latent sites are flattened in numpyro's order
+    (sorted by name).
+
+    Args:
+        model: a numpyro model function.
+        *model_args: positional arguments of ``model`` (e.g. the observed data).
+        **model_kwargs: keyword arguments of ``model``.
+
+    Returns:
+        A `ModelTarget`.
+
+    Raises:
+        ImportError: numpyro is not installed.
+        ValueError: the model has no latent continuous site.
+
+    Example:
+        >>> import numpyro, numpyro.distributions as dist
+        >>> def model():
+        ...     numpyro.sample("scale", dist.HalfNormal(1.0))
+        >>> target = from_numpyro(model)
+        >>> target.n_dim, target.names
+        (1, ('scale',))
+        >>> target.constrain(jnp.zeros((2, 1)))["scale"].tolist()  # scale = exp(u)
+        [1.0, 1.0]
+    """
+    try:
+        from numpyro.infer.util import initialize_model
+    except ImportError as error:
+        raise ImportError("from_numpyro needs numpyro: pip install numpyro") from error
+    from jax.flatten_util import ravel_pytree
+
+    def initialize(raw_key: Array) -> Any:
+        return initialize_model(
+            raw_key, model, model_args=model_args, model_kwargs=model_kwargs or None
+        )
+
+    info = initialize(jax.random.PRNGKey(0))
+    example = info.param_info.z
+    if not example:
+        raise ValueError("model has no latent site to sample (every site is observed)")
+    flat_example, unravel = ravel_pytree(example)
+    potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
+
+    def log_density(x: Array) -> Array:
+        return -potential_fn(unravel(x))
+
+    def constrain_one(x: Array) -> dict[str, Array]:
+        return postprocess_fn(unravel(x))
+
+    def initial_positions(key: PRNGKey, n_chains: int) -> Array:
+        keys = _raw_key(jax.random.split(key, n_chains))
+        z = initialize(keys).param_info.z
+        return jax.vmap(lambda tree: ravel_pytree(tree)[0])(z)
+
+    n_dim = int(flat_example.shape[0])
+    return ModelTarget(
+        log_prob=ModelLogDensity(log_density, constrain_one, n_dim),
+        n_dim=n_dim,
+        names=tuple(sorted(example)),
+        initial_positions=initial_positions,
+    )
+
+
+def from_pymc(model: Any) -> ModelTarget:
+    """A PyMC model as a target on its unconstrained space, through PyMC's JAX export.
+
+    Uses ``pymc.sampling.jax.get_jaxified_logp`` (the model's log density over its value
+    variables, transformed ones with their Jacobians) and ``get_jaxified_graph`` from the
+    value variables to ``model.unobserved_value_vars`` (constrained values and
+    deterministics) for the map back. Starting points are PyMC's initial point plus
+    ``U(-1, 1)`` jitter in the unconstrained space, as PyMC's own samplers start.
+
+    Args:
+        model: a ``pymc.Model``.
+
+    Returns:
+        A `ModelTarget`.
+
+    Raises:
+        ImportError: PyMC is not installed (``pip install "flowmc_like[pymc]"``).
+    """
+    try:
+        from pymc.sampling.jax import get_jaxified_graph, get_jaxified_logp
+    except ImportError as error:
+        raise ImportError('from_pymc needs PyMC: pip install "flowmc_like[pymc]"') from error
+
+    value_vars = list(model.value_vars)
+    if not value_vars:
+        raise ValueError("model has no free variable to sample")
+    initial_point = model.initial_point()
+    shapes = [tuple(np.shape(initial_point[v.name])) for v in value_vars]
+    sizes = [math.prod(shape) for shape in shapes]
+    offsets = np.cumsum([0, *sizes])
+    n_dim = int(offsets[-1])
+    logp = get_jaxified_logp(model)
+    outputs = list(model.unobserved_value_vars)
+    constrained_graph = get_jaxified_graph(inputs=value_vars, outputs=outputs)
+    output_names = [v.name for v in outputs]
+    flat_initial = np.concatenate([np.ravel(initial_point[v.name]) for v in value_vars]).astype(
+        np.result_type(float)
+    )
+
+    def split(x: Array) -> list[Array]:
+        return [x[offsets[i] : offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+
+    def log_density(x: Array) -> Array:
+        return jnp.asarray(logp(split(x))).reshape(())
+
+    def constrain_one(x: Array) -> dict[str, Array]:
+        return dict(zip(output_names, constrained_graph(*split(x)), strict=True))
+
+    def initial_positions(key: PRNGKey, n_chains: int) -> Array:
+        jitter = jax.random.uniform(key, (n_chains, n_dim), minval=-1.0, maxval=1.0)
+        return jnp.asarray(flat_initial) + jitter.astype(flat_initial.dtype)
+
+    return ModelTarget(
+        log_prob=ModelLogDensity(log_density, constrain_one, n_dim),
+        n_dim=n_dim,
+        names=tuple(v.name for v in value_vars),
+        initial_positions=initial_positions,
+    )

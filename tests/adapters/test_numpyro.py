@@ -1,0 +1,116 @@
+"""fm.from_numpyro: exact unconstrained density, support, names, and eight schools vs NUTS."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flowmc_like as fm
+from tests.conftest import TINY
+
+numpyro = pytest.importorskip("numpyro")
+dist = numpyro.distributions
+
+
+def half_normal_scale():
+    numpyro.sample("sigma", dist.HalfNormal(2.0))
+
+
+def test_log_density_includes_the_jacobian():
+    """sigma = exp(u): log p(u) = log HalfNormal(exp(u); 2) + u, at several u."""
+    target = fm.from_numpyro(half_normal_scale)
+    assert target.n_dim == 1 and target.names == ("sigma",)
+    for u in (-2.0, 0.0, 0.7, 2.5):
+        sigma = math.exp(u)
+        expected = (
+            0.5 * math.log(2 / math.pi) - math.log(2.0) - sigma**2 / 8.0 + u  # Jacobian: + u
+        )
+        assert float(target.log_prob(jnp.array([u]))) == pytest.approx(expected, rel=1e-5)
+    constrained = target.constrain(np.array([[0.0], [1.0]]))
+    np.testing.assert_allclose(constrained["sigma"], [1.0, math.e], rtol=1e-6)
+
+
+def positive_and_simplex(counts):
+    scale = numpyro.sample("scale", dist.LogNormal(0.0, 1.0))
+    weights = numpyro.sample("weights", dist.Dirichlet(jnp.ones(3)))
+    numpyro.sample("obs", dist.Multinomial(total_count=counts.sum(), probs=weights), obs=counts)
+    numpyro.sample("noise", dist.Normal(0.0, scale), obs=jnp.array([0.3, -1.2, 0.8]))
+    numpyro.deterministic("log_scale", jnp.log(scale))
+
+
+def test_constrained_draws_stay_in_the_support_and_keep_their_names():
+    counts = jnp.array([12.0, 3.0, 5.0])
+    target = fm.from_numpyro(positive_and_simplex, counts)
+    assert target.n_dim == 1 + 2  # log scale, stick-breaking simplex
+    x0 = target.initial_position(jax.random.key(0), 8)
+    assert x0.shape == (8, 3)
+    result = fm.Sampler(target, n_chains=8, **TINY).run(jax.random.key(1), x0)
+    samples = result.samples
+    assert set(samples) == {"scale", "weights", "log_scale"}
+    assert samples["weights"].shape == (8, result.n_draws, 3)
+    assert np.all(samples["scale"] > 0)
+    assert np.all(samples["weights"] >= 0) and np.all(samples["weights"] <= 1)
+    np.testing.assert_allclose(samples["weights"].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(samples["log_scale"], np.log(samples["scale"]), rtol=1e-5)
+    idata = result.to_arviz()
+    assert set(idata.posterior.data_vars) == {"scale", "weights", "log_scale"}
+    assert set(idata.warmup_posterior.data_vars) == {"scale", "weights", "log_scale"}
+    assert any(name.startswith("weights[") for name in result.summary().index)
+
+
+def test_bad_n_dim_and_n_chains_are_refused():
+    target = fm.from_numpyro(half_normal_scale)
+    with pytest.raises(ValueError, match="n_dim=3 disagrees"):
+        fm.Sampler(target, n_dim=3)
+    with pytest.raises(ValueError, match="n_chains"):
+        target.initial_position(jax.random.key(0), 0)
+
+
+EIGHT_SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
+EIGHT_SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
+
+
+def eight_schools_noncentered(sigma, y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
+    with numpyro.plate("school", len(sigma)):
+        theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
+        theta = numpyro.deterministic("theta", mu + tau * theta_tilde)
+        numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_eight_schools_matches_numpyro_nuts():
+    """Posterior means (z-score on both MCSEs) and sds (relative) of mu, tau and theta."""
+    import arviz as az
+    from numpyro.infer import MCMC, NUTS
+
+    args = (jnp.asarray(EIGHT_SCHOOLS_SIGMA),)
+    kwargs = {"y": jnp.asarray(EIGHT_SCHOOLS_Y)}
+    mcmc = MCMC(
+        NUTS(eight_schools_noncentered),
+        num_warmup=1000,
+        num_samples=2500,
+        num_chains=4,
+        chain_method="vectorized",
+        progress_bar=False,
+    )
+    mcmc.run(jax.random.PRNGKey(0), *args, **kwargs)
+    reference = az.from_numpyro(mcmc)
+
+    target = fm.from_numpyro(eight_schools_noncentered, *args, **kwargs)
+    x0 = target.initial_position(jax.random.key(2), 32)
+    result = fm.Sampler(target, n_chains=32, progress_bar=False).run(jax.random.key(3), x0)
+    ours = result.to_arviz()
+
+    for name in ("mu", "tau", "theta"):
+        a = az.summary(ours, var_names=[name])
+        b = az.summary(reference, var_names=[name])
+        assert np.all(a["r_hat"] < 1.05), a
+        z = np.abs(a["mean"] - b["mean"]) / np.hypot(a["mcse_mean"], b["mcse_mean"])
+        assert np.all(z < 4.5), (name, z.to_dict())
+        sd_rel = np.abs(a["sd"] / b["sd"] - 1)
+        assert np.all(sd_rel < 0.15), (name, sd_rel.to_dict())
