@@ -294,7 +294,8 @@ deterministic site) is there too. The same posterior from numpyro's NUTS, for co
     code('''
 from numpyro.infer import MCMC, NUTS
 
-mcmc = MCMC(NUTS(eight_schools), num_warmup=500, num_samples=500 if QUICK else 2000,
+n_nuts = 200 if QUICK else 2000
+mcmc = MCMC(NUTS(eight_schools), num_warmup=n_nuts, num_samples=n_nuts,
             num_chains=4, chain_method="vectorized", progress_bar=False)
 mcmc.run(jax.random.PRNGKey(0), sigma, y=y)
 az.summary(az.from_numpyro(mcmc), var_names=["mu", "tau", "theta"])

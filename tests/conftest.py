@@ -1,6 +1,14 @@
+import tempfile
+
 import jax
 import jax.numpy as jnp
 import pytest
+
+# Many tests compile identical programs (the same tiny runs of the same kernels and models);
+# a session-wide persistent compilation cache in a fresh temporary directory compiles each
+# once. Tracing still happens on every run (tests/test_compilation.py counts traces).
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="flowmc_like_tests_"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 TINY = dict(
     n_training_loops=2,

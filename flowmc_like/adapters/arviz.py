@@ -26,18 +26,24 @@ def arviz_major_version() -> int:
     return int(_import_arviz().__version__.split(".")[0])
 
 
+def _subset(
+    named: dict[str, np.ndarray], var_names: list[str] | tuple[str, ...] | None, where: str
+) -> dict[str, np.ndarray]:
+    """``named`` restricted to ``var_names`` (all of it for None); unknown names raise."""
+    if var_names is None:
+        return named
+    unknown = [name for name in var_names if name not in named]
+    if unknown:
+        raise ValueError(f"var_names {unknown} are not in the {where}; known: {list(named)}")
+    return {name: named[name] for name in var_names}
+
+
 def _named_variables(
     result: SamplerResult, flat: np.ndarray, var_names: list[str] | tuple[str, ...] | None
 ) -> dict[str, np.ndarray]:
     spec = result.position_spec
     if result.constrain is not None:  # a PPL model: its own names, constrained values
-        named = result.constrain(flat)
-        if var_names is None:
-            return named
-        unknown = [name for name in var_names if name not in named]
-        if unknown:
-            raise ValueError(f"var_names {unknown} are not in the model; known: {list(named)}")
-        return {name: named[name] for name in var_names}
+        return _subset(result.constrain(flat), var_names, "model")
     if not spec.is_pytree:
         if var_names is None:
             return {"x": flat}
@@ -47,13 +53,7 @@ def _named_variables(
                 f"var_names must hold {spec.n_dim} distinct names, one per dimension; got {names}"
             )
         return {name: flat[..., i] for i, name in enumerate(names)}
-    leaves = spec.split_leaves(flat)
-    if var_names is None:
-        return leaves
-    unknown = [name for name in var_names if name not in leaves]
-    if unknown:
-        raise ValueError(f"var_names {unknown} are not in the positions; known: {list(leaves)}")
-    return {name: leaves[name] for name in var_names}
+    return _subset(spec.split_leaves(flat), var_names, "positions")
 
 
 def to_inference_data(result: SamplerResult, var_names: list[str] | tuple[str, ...] | None) -> Any:

@@ -20,6 +20,7 @@ numpyro and PyMC are optional: each is imported only by its ``from_*`` function.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -33,17 +34,34 @@ from flowmc_like._types import Array, PRNGKey
 __all__ = ["ModelLogDensity", "ModelTarget", "from_numpyro", "from_pymc"]
 
 
+CONSTRAIN_CHUNK = 1024
+"""Positions mapped per compiled call of `ModelLogDensity.constrain` (one compile per model)."""
+
+
 def _constrain_batched(
-    constrain_one: Callable[[Array], dict[str, Array]], flat: Any
+    constrain_chunk: Callable[[Array], dict[str, Array]], flat: Any
 ) -> dict[str, np.ndarray]:
-    """Apply a one-position map to every position of ``flat`` ``(..., n_dim)``."""
-    flat = jnp.asarray(flat)
-    batch_shape = flat.shape[:-1]
-    rows = flat.reshape((-1, flat.shape[-1]))
-    out = jax.jit(jax.vmap(constrain_one))(rows)
+    """Apply a chunk map to every position of ``flat`` ``(..., n_dim)``.
+
+    ``constrain_chunk`` is jitted on ``(CONSTRAIN_CHUNK, n_dim)``; the last chunk is padded, so
+    the map compiles once whatever the number of draws.
+    """
+    flat = np.asarray(flat)
+    batch_shape, n_dim = flat.shape[:-1], flat.shape[-1]
+    rows = flat.reshape((-1, n_dim))
+    n_rows = rows.shape[0]
+    n_padded = max(-(-n_rows // CONSTRAIN_CHUNK), 1) * CONSTRAIN_CHUNK
+    padded = np.zeros((n_padded, n_dim), rows.dtype)
+    padded[:n_rows] = rows
+    chunks = [
+        jax.device_get(constrain_chunk(padded[start : start + CONSTRAIN_CHUNK]))
+        for start in range(0, n_padded, CONSTRAIN_CHUNK)
+    ]
     return {
-        name: np.asarray(value).reshape(batch_shape + tuple(value.shape[1:]))
-        for name, value in out.items()
+        name: np.concatenate([chunk[name] for chunk in chunks])[:n_rows].reshape(
+            batch_shape + tuple(chunks[0][name].shape[1:])
+        )
+        for name in chunks[0]
     }
 
 
@@ -67,9 +85,13 @@ class ModelLogDensity:
         """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``."""
         return self.log_density(x)
 
+    @functools.cached_property
+    def _constrain_chunk(self) -> Callable[[Array], dict[str, Array]]:
+        return jax.jit(jax.vmap(self.constrain_one))
+
     def constrain(self, flat: Any) -> dict[str, np.ndarray]:
         """Constrained, named values of unconstrained positions ``(..., n_dim)``."""
-        return _constrain_batched(self.constrain_one, flat)
+        return _constrain_batched(self._constrain_chunk, flat)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

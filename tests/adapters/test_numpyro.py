@@ -81,36 +81,34 @@ def eight_schools_noncentered(sigma, y=None):
         numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
 
 
+# numpyro NUTS, 4 chains x 50,000 draws after 2,000 warm-up (PRNGKey(2024), numpyro 0.22):
+# posterior mean, sd and MCSE of the mean (ArviZ), in the order mu, tau, theta[0..7].
+# R-hat <= 1.00003 and bulk ESS >= 112,000 for every entry.
+NUTS_REFERENCE = {
+    "mean": [4.3910, 3.6051, 6.2005, 4.9349, 3.9272, 4.7496, 3.6214, 4.0439, 6.2967, 4.8446],
+    "sd": [3.3168, 3.2217, 5.5887, 4.6752, 5.2373, 4.7869, 4.6434, 4.8301, 5.0578, 5.3064],
+    "mcse_mean": [0.0074, 0.0088, 0.0132, 0.0098, 0.0119, 0.0101, 0.0100, 0.0105, 0.0112, 0.0119],
+}
+
+
 @pytest.mark.slow
 @pytest.mark.statistical
 def test_eight_schools_matches_numpyro_nuts():
     """Posterior means (z-score on both MCSEs) and sds (relative) of mu, tau and theta."""
     import arviz as az
-    from numpyro.infer import MCMC, NUTS
 
-    args = (jnp.asarray(EIGHT_SCHOOLS_SIGMA),)
-    kwargs = {"y": jnp.asarray(EIGHT_SCHOOLS_Y)}
-    mcmc = MCMC(
-        NUTS(eight_schools_noncentered),
-        num_warmup=1000,
-        num_samples=2500,
-        num_chains=4,
-        chain_method="vectorized",
-        progress_bar=False,
+    target = fm.from_numpyro(
+        eight_schools_noncentered,
+        jnp.asarray(EIGHT_SCHOOLS_SIGMA),
+        y=jnp.asarray(EIGHT_SCHOOLS_Y),
     )
-    mcmc.run(jax.random.PRNGKey(0), *args, **kwargs)
-    reference = az.from_numpyro(mcmc)
-
-    target = fm.from_numpyro(eight_schools_noncentered, *args, **kwargs)
     x0 = target.initial_position(jax.random.key(2), 32)
     result = fm.Sampler(target, n_chains=32, progress_bar=False).run(jax.random.key(3), x0)
-    ours = result.to_arviz()
-
-    for name in ("mu", "tau", "theta"):
-        a = az.summary(ours, var_names=[name])
-        b = az.summary(reference, var_names=[name])
-        assert np.all(a["r_hat"] < 1.05), a
-        z = np.abs(a["mean"] - b["mean"]) / np.hypot(a["mcse_mean"], b["mcse_mean"])
-        assert np.all(z < 4.5), (name, z.to_dict())
-        sd_rel = np.abs(a["sd"] / b["sd"] - 1)
-        assert np.all(sd_rel < 0.15), (name, sd_rel.to_dict())
+    ours = az.summary(result.to_arviz(), var_names=["mu", "tau", "theta"])
+    assert list(ours.index) == ["mu", "tau"] + [f"theta[{i}]" for i in range(8)]
+    assert np.all(ours["r_hat"] < 1.05), ours
+    mean, sd, mcse = (np.asarray(NUTS_REFERENCE[k]) for k in ("mean", "sd", "mcse_mean"))
+    z = np.abs(ours["mean"].to_numpy() - mean) / np.hypot(ours["mcse_mean"].to_numpy(), mcse)
+    assert np.all(z < 4.5), dict(zip(ours.index, z.round(2), strict=True))
+    sd_rel = np.abs(ours["sd"].to_numpy() / sd - 1)
+    assert np.all(sd_rel < 0.15), dict(zip(ours.index, sd_rel.round(3), strict=True))
