@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -16,11 +16,13 @@ import numpy as np
 
 __all__ = [
     "check_callable",
+    "check_data",
     "check_key",
     "check_log_prob_output",
     "check_nonnegative_float",
     "check_nonnegative_int",
     "check_position_dtype",
+    "check_position_leaves",
     "check_position_values",
     "check_positive_float",
     "check_positive_int",
@@ -28,8 +30,20 @@ __all__ = [
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() has no repr
+        return f"<{type(value).__name__} too large to display>"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _finite_float(value: numbers.Real) -> float | None:
+    """``float(value)`` if it is finite, else None (also for ints too large for a float)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def check_positive_int(name: str, value: Any) -> int:
@@ -37,7 +51,7 @@ def check_positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int; got {_describe(value)}")
     if value < 1:
-        raise ValueError(f"{name} must be a positive int (>= 1); got {value}")
+        raise ValueError(f"{name} must be a positive int (>= 1); got {_describe(value)}")
     return int(value)
 
 
@@ -46,7 +60,7 @@ def check_nonnegative_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a non-negative int; got {_describe(value)}")
     if value < 0:
-        raise ValueError(f"{name} must be a non-negative int (>= 0); got {value}")
+        raise ValueError(f"{name} must be a non-negative int (>= 0); got {_describe(value)}")
     return int(value)
 
 
@@ -54,18 +68,20 @@ def check_positive_float(name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite number > 0, else raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive finite number; got {_describe(value)}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number; got {value}")
-    return float(value)
+    number = _finite_float(value)
+    if number is None or number <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {_describe(value)}")
+    return number
 
 
 def check_nonnegative_float(name: str, value: Any) -> float:
     """Return ``value`` as a float if it is a finite number >= 0, else raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a non-negative finite number; got {_describe(value)}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative finite number; got {value}")
-    return float(value)
+    number = _finite_float(value)
+    if number is None or number < 0:
+        raise ValueError(f"{name} must be a non-negative finite number; got {_describe(value)}")
+    return number
 
 
 def check_callable(name: str, value: Any) -> Callable[..., Any]:
@@ -163,15 +179,69 @@ def check_position_values(
             chains = np.flatnonzero(bad).tolist()
             raise ValueError(f"{argument} holds NaN or inf values for chains {chains[:20]}")
     else:
-        bad = np.any((values < 0) | (values >= n_categories), axis=1)
-        if bad.any():
-            chains = np.flatnonzero(bad).tolist()
-            raise ValueError(
-                f"{argument} holds values outside [0, {n_categories}) (got min {values.min()}, "
-                f"max {values.max()}) for chains {chains[:20]}; SiteFlip(n_categories="
-                f"{n_categories}) expects categories 0, ..., {n_categories - 1}"
-            )
+        _check_categories(argument, values, n_categories)
     return got_chains, got_dim
+
+
+def _check_categories(argument: str, values: np.ndarray, n_categories: int) -> None:
+    """Integer ``values`` (leading axis: chains) must lie in ``[0, n_categories)``."""
+    rows = values.reshape(values.shape[0], -1) if values.ndim else values.reshape(1, -1)
+    bad = np.any((rows < 0) | (rows >= n_categories), axis=1)
+    if bad.any():
+        chains = np.flatnonzero(bad).tolist()
+        raise ValueError(
+            f"{argument} holds values outside [0, {n_categories}) (got min {rows.min()}, "
+            f"max {rows.max()}) for chains {chains[:20]}; SiteFlip(n_categories="
+            f"{n_categories}) expects categories 0, ..., {n_categories - 1}"
+        )
+
+
+def check_position_leaves(argument: str, leaves: Sequence[Any], n_categories: int | None) -> None:
+    """Check the user's position arrays as given, before JAX converts them.
+
+    Converting first hides errors: an object or string array fails inside JAX with a message
+    that does not name the argument, and with 64-bit types disabled an ``int64`` category
+    such as ``2**32`` silently wraps to ``0``.
+
+    Args:
+        argument: the argument's name in messages.
+        leaves: the position arrays (each with ``dtype``; leading axis: chains).
+        n_categories: ``K`` for a discrete kernel, None for a continuous one.
+    """
+    for leaf in leaves:
+        check_position_dtype(argument, np.dtype(leaf.dtype), n_categories)
+    if n_categories is None:
+        return
+    arrays = [np.asarray(leaf) for leaf in leaves]
+    if len({a.shape[0] if a.ndim else 1 for a in arrays}) == 1:  # one row per chain
+        rows = [a.reshape(a.shape[0], -1) if a.ndim else a.reshape(1, -1) for a in arrays]
+        _check_categories(argument, np.concatenate(rows, axis=1), n_categories)
+    else:  # the chain counts disagree (refused later); still catch out-of-range values
+        for values in arrays:
+            _check_categories(argument, values, n_categories)
+
+
+def check_data(data: Any) -> Any:
+    """Return ``data`` if every leaf is an array or a number JAX can trace, else raise.
+
+    ``data`` is passed through ``jit`` as an argument, so each leaf must convert to a
+    numeric or boolean JAX array; strings, arbitrary objects and the like are refused here
+    with the leaf's path, rather than by JAX with a message that does not name ``data``.
+    """
+    for path, leaf in jax.tree_util.tree_leaves_with_path(data):
+        if isinstance(leaf, jax.Array):
+            continue
+        try:
+            dtype = np.asarray(leaf).dtype
+        except Exception:  # anything numpy cannot convert is refused below
+            dtype = np.dtype(object)
+        if dtype != np.bool_ and not np.issubdtype(dtype, np.number):
+            raise TypeError(
+                "data must be a pytree of arrays or numbers (it is passed through jit as an "
+                f"argument); got a leaf of type {type(leaf).__name__} at "
+                f"data{jax.tree_util.keystr(path)}: {_describe(leaf)}"
+            )
+    return data
 
 
 def check_log_prob_output(log_prob_fn: Callable[[jax.Array], Any], example: jax.Array) -> None:

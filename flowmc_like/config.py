@@ -34,6 +34,9 @@ class SamplerConfig:
             loss (early stopping). 0 disables it (as does a single chain).
         local_in_latent_space: run the local kernel in the flow's base space (the trained
             flow as a preconditioner); needs a continuous flow model.
+        thinning: keep every ``thinning``-th draw of each local and global phase (the
+            draws at steps ``thinning - 1, 2 * thinning - 1, ...``); the model trains on the
+            kept draws. Acceptance rates and non-finite counts still cover every step.
         progress_bar: show a tqdm progress bar.
     """
 
@@ -51,6 +54,7 @@ class SamplerConfig:
     reverse_kl_weight: float = 0.0
     validation_fraction: float = 0.2
     local_in_latent_space: bool = False
+    thinning: int = 1
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
@@ -62,6 +66,7 @@ class SamplerConfig:
             "n_max_examples",
             "n_window_loops",
             "global_chunk_size",
+            "thinning",
         ):
             _validation.check_positive_int(name, getattr(self, name))
         _validation.check_nonnegative_int("n_local_steps", self.n_local_steps)
@@ -71,6 +76,16 @@ class SamplerConfig:
                 "n_local_steps + n_global_steps must be >= 1 (each loop must take a step); got "
                 f"n_local_steps={self.n_local_steps}, n_global_steps={self.n_global_steps}"
             )
+        for name, n_steps in (
+            ("n_local_steps", self.n_local_steps),
+            ("n_global_steps", self.n_global_steps),
+        ):
+            if 0 < n_steps < self.thinning:
+                raise ValueError(
+                    f"thinning={self.thinning} keeps every {self.thinning}-th draw of each "
+                    f"phase, so it must be at most {name}={n_steps} (every phase keeps at "
+                    f"least one draw); lower thinning or raise {name}"
+                )
         _validation.check_positive_float("learning_rate", self.learning_rate)
         _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
         _validation.check_nonnegative_float("reverse_kl_weight", self.reverse_kl_weight)
@@ -104,6 +119,16 @@ class SamplerConfig:
         return int(min(max(round(self.validation_fraction * n_chains), 1), n_chains - 2))
 
     @property
+    def n_kept_local(self) -> int:
+        """Local draws recorded per chain per loop (after thinning)."""
+        return self.n_local_steps // self.thinning
+
+    @property
+    def n_kept_global(self) -> int:
+        """Global draws recorded per chain per loop (after thinning)."""
+        return self.n_global_steps // self.thinning
+
+    @property
     def n_draws_per_loop(self) -> int:
-        """Draws recorded per chain per loop (local then global)."""
-        return self.n_local_steps + self.n_global_steps
+        """Draws recorded per chain per loop, local then global (after thinning)."""
+        return self.n_kept_local + self.n_kept_global

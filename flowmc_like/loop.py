@@ -18,7 +18,9 @@ from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 
 __all__ = [
     "GlobalState",
+    "PhaseSummary",
     "Trace",
+    "global_block_size",
     "init_kernel_states",
     "run_global_phase",
     "run_latent_local_phase",
@@ -34,12 +36,43 @@ class Trace(NamedTuple):
         log_prob: ``(n_chains, n_steps)`` target log density there.
         is_accepted: ``(n_chains, n_steps)`` bool.
         acceptance_prob: ``(n_chains, n_steps)`` min(1, ratio) of each proposal.
+        is_nonfinite: ``(n_chains, n_steps)`` bool, proposals rejected for a non-finite
+            log density or ratio.
     """
 
     position: Array
     log_prob: Array
     is_accepted: Array
     acceptance_prob: Array
+    is_nonfinite: Array
+
+
+class PhaseSummary(NamedTuple):
+    """Per-chain statistics over every step of a phase (also the steps thinning drops).
+
+    Attributes:
+        acceptance_prob: ``(n_chains,)`` mean acceptance probability over the phase's steps.
+        n_nonfinite: ``(n_chains,)`` int32, proposals rejected because the target's log
+            density (or the log ratio) was NaN or infinite there.
+    """
+
+    acceptance_prob: Array
+    n_nonfinite: Array
+
+
+def summarize_and_thin(trace: Trace, thinning: int) -> tuple[Trace, PhaseSummary]:
+    """The `PhaseSummary` of a full trace, and the trace keeping every ``thinning``-th step.
+
+    The kept steps are ``thinning - 1, 2 * thinning - 1, ...``: ``n_steps // thinning`` of
+    them, each the state after a whole stride.
+    """
+    summary = PhaseSummary(
+        jnp.mean(trace.acceptance_prob, axis=1),
+        jnp.sum(trace.is_nonfinite, axis=1, dtype=jnp.int32),
+    )
+    if thinning > 1:
+        trace = jax.tree.map(lambda field: field[:, thinning - 1 :: thinning], trace)
+    return trace, summary
 
 
 class GlobalState(NamedTuple):
@@ -124,11 +157,33 @@ def run_local_phase(
         adapt_state = _select(
             is_adapting, adaptation.update(adapt_state, states.position, infos), adapt_state
         )
-        record = Trace(states.position, states.log_prob, infos.is_accepted, infos.acceptance_prob)
+        record = Trace(
+            states.position,
+            states.log_prob,
+            infos.is_accepted,
+            infos.acceptance_prob,
+            infos.is_nonfinite,
+        )
         return (states, adapt_state), record
 
     (states, adapt_state), trace = jax.lax.scan(one_step, (states, adapt_state), inputs)
     return states, adapt_state, jax.tree.map(_chain_first, trace)
+
+
+def global_block_size(n_steps: int, n_chains: int, chunk_size: int, thinning: int = 1) -> int:
+    """Proposals per chain drawn and evaluated together in one block of the global phase.
+
+    A block holds at most ``chunk_size`` proposals over all chains (at least one per chain),
+    so the phase's working memory does not grow with ``n_steps``. When one block covers the
+    whole phase it is ``n_steps``; otherwise, with ``thinning > 1``, a multiple of
+    ``thinning`` so that every block keeps the same steps.
+    """
+    per_chain = max(chunk_size // n_chains, 1)
+    if n_steps <= per_chain:
+        return n_steps
+    if thinning > 1:
+        return max(per_chain - per_chain % thinning, thinning)
+    return per_chain
 
 
 def run_global_phase(
@@ -139,63 +194,118 @@ def run_global_phase(
     key: PRNGKey,
     current: GlobalState,
     model_params: ModelParams,
-) -> tuple[GlobalState, Trace]:
+    thinning: int = 1,
+) -> tuple[GlobalState, Trace, PhaseSummary]:
     """``n_steps`` independence Metropolis-Hastings moves of every chain against ``model``.
 
-    All ``n_chains * n_steps`` proposals and their model densities are drawn in one batched
-    call, the target is evaluated on all of them in chunks of ``chunk_size`` (to bound
-    memory), and each chain then scans its proposals, accepting with
-    ``log_ratio = log p(x') - log p(x) + log q(x) - log q(x')``.
+    The phase runs in blocks of `global_block_size` proposals per chain: each block draws
+    its proposals and their model densities for all chains in one batched call, evaluates
+    the target on them in vmapped batches of ``chunk_size``, and each chain then scans its
+    proposals, accepting with ``log_ratio = log p(x') - log p(x) + log q(x) - log q(x')``.
+    Memory stays bounded by the block, whatever ``n_steps``; the last block's steps past
+    ``n_steps`` are drawn but never accepted or counted.
 
     Args:
         model: the global model (static).
         log_prob_fn: one position ``(n_dim,)`` -> scalar log density.
         n_steps: proposals per chain (static).
-        chunk_size: events evaluated per vmapped batch (static).
+        chunk_size: proposals evaluated per vmapped batch (static).
         key: PRNG key.
         current: positions ``(n_chains, n_dim)`` and their log densities ``(n_chains,)``.
         model_params: the model's params.
+        thinning: record every ``thinning``-th step (static).
 
     Returns:
-        The new positions/log densities and the `Trace` of the phase.
+        The new positions/log densities, the (thinned) `Trace` ``(n_chains,
+        n_steps // thinning, ...)`` and the `PhaseSummary` of all steps.
     """
     n_chains, n_dim = current.position.shape
-    n_total = n_chains * n_steps
+    block_steps = global_block_size(n_steps, n_chains, chunk_size, thinning)
+    n_blocks = -(-n_steps // block_steps)
+    n_block_proposals = n_chains * block_steps
+    batch_size = min(chunk_size, n_block_proposals)
     key_propose, key_accept = jax.random.split(key)
-    proposals, log_q_proposed = jax.lax.map(
-        lambda k: model.sample_and_log_prob(model_params, k),
-        jax.random.split(key_propose, n_total),
-        batch_size=min(chunk_size, n_total),
-    )
-    proposals = proposals.astype(current.position.dtype)
-    log_p_proposed = jax.lax.map(log_prob_fn, proposals, batch_size=min(chunk_size, n_total))
-    log_p_proposed = log_p_proposed.astype(current.log_prob.dtype)
     log_q_current = jax.vmap(model.log_prob, in_axes=(None, 0))(model_params, current.position)
+    # The model may compute in another precision than the chains (e.g. float64 params
+    # under jax_enable_x64 with float32 positions); the chains' dtype wins.
+    log_q_current = log_q_current.astype(current.log_prob.dtype)
 
-    def scan_chain(state, log_q, chain_proposals, chain_log_p, chain_log_q, chain_key):
+    def scan_chain(state, log_q, chain_proposals, chain_log_p, chain_log_q, chain_key, is_real):
         def one_move(carry, move):
             state, log_q = carry
-            proposal, log_p_new, log_q_new, move_key = move
+            proposal, log_p_new, log_q_new, move_key, move_is_real = move
             log_ratio = log_p_new - state.log_prob + log_q - log_q_new
+            log_ratio = jnp.where(move_is_real, log_ratio, -jnp.inf)
             state, info = mh_accept(move_key, log_ratio, GlobalState(proposal, log_p_new), state)
+            info = info._replace(is_nonfinite=info.is_nonfinite & move_is_real)
             log_q = jnp.where(info.is_accepted, log_q_new, log_q)
             return (state, log_q), (state, info)
 
-        moves = (chain_proposals, chain_log_p, chain_log_q, jax.random.split(chain_key, n_steps))
-        (state, _), (states, infos) = jax.lax.scan(one_move, (state, log_q), moves)
-        return state, states, infos
+        moves = (
+            chain_proposals,
+            chain_log_p,
+            chain_log_q,
+            jax.random.split(chain_key, block_steps),
+            is_real,
+        )
+        (state, log_q), (states, infos) = jax.lax.scan(one_move, (state, log_q), moves)
+        return state, log_q, states, infos
 
-    final, states, infos = jax.vmap(scan_chain)(
-        current,
-        log_q_current,
-        proposals.reshape(n_chains, n_steps, n_dim),
-        log_p_proposed.reshape(n_chains, n_steps),
-        log_q_proposed.reshape(n_chains, n_steps),
-        jax.random.split(key_accept, n_chains),
+    def run_block(carry, block):
+        state, log_q = carry
+        block_index, block_key_propose, block_key_accept = block
+        proposals, log_q_proposed = jax.lax.map(
+            lambda k: model.sample_and_log_prob(model_params, k),
+            jax.random.split(block_key_propose, n_block_proposals),
+            batch_size=batch_size,
+        )
+        proposals = proposals.astype(state.position.dtype)
+        log_p_proposed = jax.lax.map(log_prob_fn, proposals, batch_size=batch_size)
+        log_p_proposed = log_p_proposed.astype(state.log_prob.dtype)
+        log_q_proposed = log_q_proposed.astype(state.log_prob.dtype)
+        is_real = block_index * block_steps + jnp.arange(block_steps) < n_steps
+        state, log_q, states, infos = jax.vmap(scan_chain, in_axes=(0, 0, 0, 0, 0, 0, None))(
+            state,
+            log_q,
+            proposals.reshape(n_chains, block_steps, n_dim),
+            log_p_proposed.reshape(n_chains, block_steps),
+            log_q_proposed.reshape(n_chains, block_steps),
+            jax.random.split(block_key_accept, n_chains),
+            is_real,
+        )
+        infos: StepInfo
+        trace = Trace(
+            states.position,
+            states.log_prob,
+            infos.is_accepted,
+            infos.acceptance_prob * is_real,
+            infos.is_nonfinite,
+        )
+        trace, summary = summarize_and_thin(trace, thinning)
+        return (state, log_q), (trace, summary)
+
+    if n_blocks == 1:
+        (final, _), (trace, summary) = run_block(
+            (current, log_q_current), (0, key_propose, key_accept)
+        )
+        return final, trace, summary
+    blocks = (
+        jnp.arange(n_blocks),
+        jax.random.split(key_propose, n_blocks),
+        jax.random.split(key_accept, n_blocks),
     )
-    infos: StepInfo
-    trace = Trace(states.position, states.log_prob, infos.is_accepted, infos.acceptance_prob)
-    return final, trace
+    (final, _), (traces, summaries) = jax.lax.scan(run_block, (current, log_q_current), blocks)
+    n_kept = n_steps // thinning
+    # (n_blocks, n_chains, kept per block, ...) -> (n_chains, n_kept, ...)
+    trace = jax.tree.map(
+        lambda field: jnp.swapaxes(field, 0, 1).reshape(n_chains, -1, *field.shape[3:])[:, :n_kept],
+        traces,
+    )
+    summary = PhaseSummary(
+        jnp.sum(summaries.acceptance_prob, axis=0) * block_steps / n_steps,
+        jnp.sum(summaries.n_nonfinite, axis=0),
+    )
+    return final, trace, summary
 
 
 def run_latent_local_phase(

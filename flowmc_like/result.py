@@ -27,6 +27,10 @@ class History:
         step_size: ``(n_loops,)`` the kernel's step size (or scale) used in that loop's last step.
         training_discarded: ``(n_loops,)`` bool, true where the training update was non-finite
             and the previous model was kept.
+        local_nonfinite: ``(n_loops,)`` int, local proposals (over all chains) rejected
+            because the target's log density, or the move's log ratio, was NaN or infinite.
+        global_nonfinite: ``(n_loops,)`` int, the same for global proposals (a NaN or
+            infinite target or model density).
     """
 
     is_training: np.ndarray
@@ -35,11 +39,18 @@ class History:
     global_acceptance: np.ndarray
     step_size: np.ndarray
     training_discarded: np.ndarray
+    local_nonfinite: np.ndarray
+    global_nonfinite: np.ndarray
 
     @property
     def n_training_discarded(self) -> int:
         """How many training loops had their update discarded."""
         return int(np.sum(self.training_discarded))
+
+    @property
+    def n_nonfinite_rejected(self) -> int:
+        """How many proposals, local and global, were rejected for a non-finite value."""
+        return int(np.sum(self.local_nonfinite) + np.sum(self.global_nonfinite))
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """The fields as a plain dict of numpy arrays."""

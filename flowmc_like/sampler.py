@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import concurrent.futures
+import copy
+import dataclasses
 import functools
+import inspect
 import logging
 import os
 import time
+import types
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowmc_like import _validation
+from flowmc_like import _validation, checkpoint
 from flowmc_like._types import Array, PRNGKey, PyTree, Space
 from flowmc_like.adapters.ppl import ModelLogDensity, ModelTarget
 from flowmc_like.adapters.pytree import PositionSpec
@@ -30,6 +35,7 @@ from flowmc_like.loop import (
     run_global_phase,
     run_latent_local_phase,
     run_local_phase,
+    summarize_and_thin,
 )
 from flowmc_like.models.autoregressive import Autoregressive
 from flowmc_like.models.base import AbstractGlobalModel
@@ -58,15 +64,80 @@ DEFAULT_MODEL: Any = _DefaultModel()
 
 
 class _LoopOutput(NamedTuple):
+    """One finished loop on the host: its (thinned) draws, acceptances and history record."""
+
     trace: Trace
     is_global: np.ndarray
+    local_acceptance: np.ndarray
+    global_acceptance: np.ndarray
+    record: dict[str, Any]
+
+
+class _LoopState(NamedTuple):
+    """Everything the next loop starts from (a pytree; what a checkpoint stores)."""
+
+    states: Any
+    adapt_state: PyTree
+    train_state: Any
+    buffer: Any
+    frozen_params: PyTree
+    final_params: PyTree
+    is_adapting: Any
 
 
 class _CompiledPhases(NamedTuple):
-    setup: Callable[..., Any]
+    setup: Callable[..., Any] | None
     local: Callable[..., Any]
     global_: Callable[..., Any] | None
     train: Callable[..., Any] | None
+
+
+class _PreparedRun(NamedTuple):
+    """A run's compiled phases, keys and initial state."""
+
+    phases: _CompiledPhases
+    spec: PositionSpec
+    n_chains: int
+    n_dim: int
+    key_impl: str
+    loop_keys: np.ndarray
+    initial_state: _LoopState
+    compile_seconds: float
+
+
+class _RunProgress:
+    """The host-side part of a run so far: finished loops' outputs and wall time."""
+
+    def __init__(self, outputs: list[_LoopOutput] | None = None, seconds: dict | None = None):
+        self.outputs = outputs or []
+        self.seconds = seconds or {"training": 0.0, "production": 0.0, "previous_total": 0.0}
+
+    @property
+    def n_done(self) -> int:
+        return len(self.outputs)
+
+    def add(self, output: _LoopOutput, seconds: float) -> None:
+        self.outputs.append(output)
+        self.seconds["training" if output.record["is_training"] else "production"] += seconds
+
+    @classmethod
+    def from_checkpoint(cls, directory: Path, meta: dict[str, Any]) -> _RunProgress:
+        outputs = [
+            _loop_output_from_arrays(checkpoint.load_loop(directory, index))
+            for index in range(int(meta["n_done"]))
+        ]
+        return cls(outputs, dict(meta["seconds"]))
+
+
+class _class_or_instance_method:
+    """A method bound to the instance when called on one, and to the class otherwise."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        functools.update_wrapper(self, function)
+
+    def __get__(self, instance: Any, owner: type) -> Callable[..., Any]:
+        return types.MethodType(self.function, owner if instance is None else instance)
 
 
 def _resolve_kernel_and_model(
@@ -197,6 +268,11 @@ class Sampler:
             (funnels, banana-shaped ridges, strongly correlated Gaussians); each local step
             then also costs a pass through the flow. Needs a continuous flow model. Default
             False.
+        thinning: keep every ``thinning``-th draw of each local and global phase (steps
+            ``thinning - 1, 2 * thinning - 1, ...``; at most ``n_local_steps`` and
+            ``n_global_steps``). It divides the memory the draws take on the device and in
+            the result; the model then trains on the kept draws, and acceptance rates and
+            non-finite counts still cover every step. Default 1 (keep all).
         data: any pytree passed to ``log_prob`` as its second argument (traced, never baked in).
         progress_bar: show a tqdm progress bar.
 
@@ -234,6 +310,7 @@ class Sampler:
         reverse_kl_weight: float = SamplerConfig.reverse_kl_weight,
         validation_fraction: float = SamplerConfig.validation_fraction,
         local_in_latent_space: bool = SamplerConfig.local_in_latent_space,
+        thinning: int = SamplerConfig.thinning,
         data: PyTree = None,
         progress_bar: bool = SamplerConfig.progress_bar,
     ) -> None:
@@ -269,6 +346,7 @@ class Sampler:
             reverse_kl_weight=reverse_kl_weight,
             validation_fraction=validation_fraction,
             local_in_latent_space=local_in_latent_space,
+            thinning=thinning,
             progress_bar=progress_bar,
         )
         if self.config.n_local_steps == 0 and not self._has_global:
@@ -279,7 +357,7 @@ class Sampler:
             )
         if self.config.local_in_latent_space:
             _check_latent_model(self.global_model, self.config)
-        self.data = data
+        self.data = _validation.check_data(data)
 
     def __repr__(self) -> str:
         return (
@@ -330,6 +408,7 @@ class Sampler:
                     "initial_position must be an array (n_chains, n_dim) or a pytree of arrays "
                     f"with leading axis n_chains; got a leaf of type {type(leaf).__name__}"
                 )
+        _validation.check_position_leaves("initial_position", leaves, self._n_categories)
         if not isinstance(initial_position, jax.Array | np.ndarray):
             sizes = {int(np.shape(leaf)[0]) if np.ndim(leaf) else -1 for leaf in leaves}
             if len(sizes) != 1 or -1 in sizes:
@@ -337,10 +416,6 @@ class Sampler:
                 raise ValueError(
                     "initial_position leaves must share a leading axis of size n_chains; "
                     f"got leaf shapes {shapes}"
-                )
-            for leaf in leaves:
-                _validation.check_position_dtype(
-                    "initial_position", np.asarray(leaf).dtype, self._n_categories
                 )
         elif np.ndim(initial_position) != 2:
             raise ValueError(
@@ -440,7 +515,8 @@ class Sampler:
                 adaptation.current(adapt_state),
                 frozen_params,
             )
-            return states, adapt_state, trace, used_params, adaptation.final(adapt_state)
+            trace, summary = summarize_and_thin(trace, config.thinning)
+            return states, adapt_state, trace, summary, used_params, adaptation.final(adapt_state)
 
         global_ = train = None
         if has_global:
@@ -449,7 +525,7 @@ class Sampler:
             def global_(key_data, states, model_params, data):
                 log_prob_fn = functools.partial(flat_log_prob, data=data)
                 current = GlobalState(states.position, states.log_prob)
-                final, trace = run_global_phase(
+                final, trace, summary = run_global_phase(
                     model,
                     log_prob_fn,
                     config.n_global_steps,
@@ -457,8 +533,9 @@ class Sampler:
                     wrap(key_data),
                     current,
                     model_params,
+                    config.thinning,
                 )
-                return init_kernel_states(kernel, log_prob_fn, final.position), trace
+                return init_kernel_states(kernel, log_prob_fn, final.position), trace, summary
 
             @jax.jit
             def train(key_data, train_state, buffer, local_draws, global_draws, data):
@@ -499,7 +576,13 @@ class Sampler:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, key: PRNGKey, initial_position: PyTree) -> SamplerResult:
+    def run(
+        self,
+        key: PRNGKey,
+        initial_position: PyTree,
+        *,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+    ) -> SamplerResult:
         """Run the training loops, then the production loops, and return the result.
 
         The same key gives identical results; the Sampler object is not modified.
@@ -508,16 +591,171 @@ class Sampler:
             key: a JAX PRNG key (``jax.random.key(seed)``).
             initial_position: ``(n_chains, n_dim)`` array, or a pytree whose leaves have the
                 leading axis ``n_chains``.
+            checkpoint_path: a directory (created; it must not hold a checkpoint already)
+                where the full state is saved atomically after every loop; continue an
+                interrupted run with `Sampler.resume`. See `flowmc_like.checkpoint` for
+                the format.
 
         Returns:
             A `SamplerResult`.
         """
         start = time.perf_counter()
         key = _validation.check_key(key)
+        directory = (
+            None if checkpoint_path is None else checkpoint.start_checkpoint(checkpoint_path)
+        )
+        prepared = self._prepare_run(key, initial_position)
+        progress = _RunProgress()
+        if directory is not None:
+            self._write_checkpoint_header(directory, key, initial_position, prepared)
+        return self._run_loops(prepared, prepared.initial_state, progress, directory, start)
+
+    @_class_or_instance_method
+    def resume(
+        owner: Any,
+        path: str | os.PathLike[str],
+        *,
+        log_prob: Callable[..., Any] | ModelTarget | None = None,
+        data: PyTree = None,
+    ) -> SamplerResult:
+        """Continue the run saved in the checkpoint directory ``path`` to its end.
+
+        ``fm.Sampler.resume(path)`` rebuilds the sampler from the checkpoint;
+        ``sampler.resume(path)`` uses ``sampler`` (its settings must match the checkpoint's).
+        The loops already finished are read back, the rest are run and saved to ``path``
+        as before; the result is identical to that of an uninterrupted run with the same
+        key.
+
+        Args:
+            path: the ``checkpoint_path`` given to `run`.
+            log_prob: the log density, needed when the checkpoint could not store it (a
+                lambda, a function defined inside another, a `ModelTarget`) or when the
+                module defining it is not importable here.
+            data: the ``data`` pytree, to replace the stored one.
+
+        Returns:
+            The `SamplerResult` of the whole run.
+
+        Raises:
+            ValueError: ``path`` is not a checkpoint, is corrupt, or does not match the
+                sampler.
+        """
+        start = time.perf_counter()
+        directory = Path(path)
+        info = checkpoint.load_run_info(directory)
+        stored = _load_checkpoint_pickle(directory, checkpoint.SAMPLER)
+        if isinstance(owner, Sampler):
+            sampler = owner if data is None else owner._with_data(data)
+            if log_prob is not None:
+                raise TypeError(
+                    "log_prob is taken from the sampler when resume is called on an instance; "
+                    "call fm.Sampler.resume(path, log_prob=...) instead"
+                )
+        else:
+            if log_prob is None:
+                log_prob = _stored_log_prob(directory, info)
+            kwargs = dict(stored["init_kwargs"])
+            if data is not None:
+                kwargs["data"] = data
+            sampler = owner(log_prob, **kwargs)
+        sampler._check_matches_checkpoint(directory, info)
+        key = stored["key"]
+        if stored["key_impl"] is not None:
+            key = jax.random.wrap_key_data(key, impl=stored["key_impl"])
+        with warnings.catch_warnings():  # warned when the run started
+            warnings.simplefilter("ignore", UserWarning)
+            prepared = sampler._prepare_run(jnp.asarray(key), stored["initial_position"])
+        template = prepared.initial_state
+        loop_state, meta = checkpoint.load_state(directory, template)
+        progress = _RunProgress.from_checkpoint(directory, meta)
+        return sampler._run_loops(prepared, _LoopState(*loop_state), progress, directory, start)
+
+    # ------------------------------------------------------------------ run internals
+
+    def _with_data(self, data: PyTree) -> Sampler:
+        clone = copy.copy(self)
+        clone.data = data
+        return clone
+
+    def _init_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments (besides ``log_prob``) that rebuild this sampler."""
+        settings = dataclasses.asdict(self.config)
+        accepted = inspect.signature(Sampler.__init__).parameters
+        return {
+            "n_dim": self.n_dim,
+            "n_chains": self.n_chains,
+            "local_kernel": self.local_kernel,
+            "global_model": self.global_model,
+            "data": self.data,
+            **{name: value for name, value in settings.items() if name in accepted},
+        }
+
+    def _settings_fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must agree on with the sampler resuming it (JSON-able)."""
+        return {
+            "config": {k: repr(v) for k, v in dataclasses.asdict(self.config).items()},
+            "local_kernel": repr(self.local_kernel),
+            "global_model": repr(self.global_model),
+        }
+
+    def _write_checkpoint_header(
+        self, directory: Path, key: PRNGKey, initial_position: PyTree, prepared: _PreparedRun
+    ) -> None:
+        is_typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+        stored = {
+            "init_kwargs": self._init_kwargs(),
+            "initial_position": jax.device_get(initial_position),
+            "key": np.asarray(jax.random.key_data(key) if is_typed else key),
+            "key_impl": prepared.key_impl if is_typed else None,
+        }
+        if not checkpoint.save_pickle(directory, checkpoint.SAMPLER, stored):
+            stored["init_kwargs"]["data"] = None
+            if not checkpoint.save_pickle(directory, checkpoint.SAMPLER, stored):
+                raise ValueError(
+                    "checkpoint_path: the sampler's settings or initial_position cannot be "
+                    "pickled, so the run cannot be checkpointed"
+                )
+            warnings.warn(
+                "data cannot be pickled, so the checkpoint does not hold it; pass data= to "
+                "Sampler.resume",
+                UserWarning,
+                stacklevel=3,
+            )
+        has_log_prob = checkpoint.save_pickle(directory, checkpoint.LOG_PROB, self.log_prob)
+        checkpoint.save_run_info(
+            directory,
+            {
+                "n_chains": prepared.n_chains,
+                "n_dim": prepared.n_dim,
+                "n_loops": self.config.n_training_loops + self.config.n_production_loops,
+                "has_log_prob": has_log_prob,
+                "settings": self._settings_fingerprint(),
+            },
+        )
+
+    def _check_matches_checkpoint(self, directory: Path, info: dict[str, Any]) -> None:
+        stored, mine = info["settings"], self._settings_fingerprint()
+        differences = [
+            f"{name}: checkpoint {stored[name]!r}, sampler {mine[name]!r}"
+            for name in ("local_kernel", "global_model")
+            if stored.get(name) != mine[name]
+        ]
+        for name, value in mine["config"].items():
+            if name != "progress_bar" and stored["config"].get(name) != value:
+                differences.append(
+                    f"{name}: checkpoint {stored['config'].get(name)}, sampler {value}"
+                )
+        if differences:
+            raise ValueError(
+                f"checkpoint {str(directory)!r} was written by a sampler with other settings "
+                "(" + "; ".join(differences) + "); resume it with the same settings"
+            )
+
+    def _prepare_run(self, key: PRNGKey, initial_position: PyTree) -> _PreparedRun:
+        """Check the inputs, compile every phase and build the initial state (``setup``)."""
         spec, positions = self._prepare_positions(initial_position)
         n_chains, n_dim = (int(s) for s in positions.shape)
-        if self.data is not None:
-            jax.tree.map(jnp.asarray, self.data)  # fails early on non-array leaves
+        _validation.check_data(self.data)
         _validation.check_log_prob_output(
             functools.partial(self._user_log_prob(spec), data=self.data), positions[0]
         )
@@ -549,46 +787,79 @@ class Sampler:
             lowered["global"] = phases.global_.lower(
                 loop_key, states, train_state.params, self.data
             )
-            local_draws = jax.ShapeDtypeStruct((n_chains, config.n_local_steps, n_dim), dtype)
-            global_draws = jax.ShapeDtypeStruct((n_chains, config.n_global_steps, n_dim), dtype)
+            local_draws = jax.ShapeDtypeStruct((n_chains, config.n_kept_local, n_dim), dtype)
+            global_draws = jax.ShapeDtypeStruct((n_chains, config.n_kept_global, n_dim), dtype)
             lowered["train"] = phases.train.lower(
                 loop_key, train_state, buffer, local_draws, global_draws, self.data
             )
         compiled = _compile_all(lowered)
-        local, global_, train = compiled["local"], compiled.get("global"), compiled.get("train")
         loop_keys, states, adapt_state, train_state, buffer = compiled["setup"](
             key, positions, kernel_params, self.data
         )
-        loop_keys = np.asarray(loop_keys)
         states = _replace_nonfinite_starts(states)
-        compile_seconds = time.perf_counter() - compile_start
+        initial_state = _LoopState(
+            states=states,
+            adapt_state=adapt_state,
+            train_state=train_state,
+            buffer=buffer,
+            frozen_params=kernel_params,
+            final_params=kernel_params,
+            is_adapting=is_adapting,
+        )
+        return _PreparedRun(
+            phases=_CompiledPhases(
+                None, compiled["local"], compiled.get("global"), compiled.get("train")
+            ),
+            spec=spec,
+            n_chains=n_chains,
+            n_dim=n_dim,
+            key_impl=key_impl,
+            loop_keys=np.asarray(loop_keys),
+            initial_state=initial_state,
+            compile_seconds=time.perf_counter() - compile_start,
+        )
 
+    def _run_loops(
+        self,
+        prepared: _PreparedRun,
+        state: _LoopState,
+        progress: _RunProgress,
+        directory: Path | None,
+        start: float,
+    ) -> SamplerResult:
+        """Run the loops from ``progress.n_done`` on, checkpointing each into ``directory``."""
+        config = self.config
+        local, global_, train = (
+            prepared.phases.local,
+            prepared.phases.global_,
+            prepared.phases.train,
+        )
         n_loops = config.n_training_loops + config.n_production_loops
-        records: list[dict[str, Any]] = []
-        traces: list[_LoopOutput] = []
-        progress = _progress_bar(n_loops, config.progress_bar)
-        phase_seconds = {"training": 0.0, "production": 0.0}
-        frozen_params = final_params = kernel_params
+        bar = _progress_bar(n_loops, config.progress_bar, initial=progress.n_done)
+        latent = config.local_in_latent_space
         try:
-            for loop_index in range(n_loops):
+            for loop_index in range(progress.n_done, n_loops):
                 loop_start = time.perf_counter()
                 is_training = loop_index < config.n_training_loops
                 if loop_index == config.n_training_loops:
-                    frozen_params = final_params
-                    is_adapting = np.asarray(False)
-                key_local, key_global, key_train = loop_keys[loop_index]
-                states, adapt_state, local_trace, used_params, final_params = local(
+                    state = state._replace(
+                        frozen_params=state.final_params, is_adapting=np.asarray(False)
+                    )
+                key_local, key_global, key_train = prepared.loop_keys[loop_index]
+                train_state = state.train_state
+                states, adapt_state, local_trace, local_summary, used_params, final_params = local(
                     key_local,
-                    states,
-                    adapt_state,
-                    frozen_params,
-                    is_adapting,
-                    train_state.params if config.local_in_latent_space else None,
+                    state.states,
+                    state.adapt_state,
+                    state.frozen_params,
+                    state.is_adapting,
+                    train_state.params if latent else None,
                     self.data,
                 )
-                global_trace = losses = is_finite = None
+                buffer = state.buffer
+                global_trace = global_summary = losses = is_finite = new_state = None
                 if global_ is not None:
-                    states, global_trace = global_(
+                    states, global_trace, global_summary = global_(
                         key_global, states, train_state.params, self.data
                     )
                     if is_training:
@@ -603,16 +874,12 @@ class Sampler:
                 host = jax.device_get(
                     {
                         "traces": [t for t in (local_trace, global_trace) if t is not None],
+                        "local_summary": local_summary,
+                        "global_summary": global_summary,
                         "losses": losses,
                         "is_finite": is_finite,
                         "step_size": used_params,
                     }
-                )
-                host["trace"] = Trace(
-                    *(
-                        np.concatenate(fields, axis=1)
-                        for fields in zip(*host["traces"], strict=True)
-                    )
                 )
                 discarded = False
                 if losses is not None:
@@ -625,35 +892,51 @@ class Sampler:
                             "its update was discarded and the previous model kept",
                             loop_index,
                         )
-                records.append(
-                    _loop_record(host, is_training, discarded, config, global_ is not None)
+                state = state._replace(
+                    states=states,
+                    adapt_state=adapt_state,
+                    train_state=train_state,
+                    buffer=buffer,
+                    final_params=final_params,
                 )
-                is_global = np.zeros(
-                    config.n_draws_per_loop if global_ else config.n_local_steps, bool
-                )
-                is_global[config.n_local_steps :] = True
-                traces.append(_LoopOutput(host["trace"], is_global))
-                phase_seconds["training" if is_training else "production"] += (
-                    time.perf_counter() - loop_start
-                )
-                _update_progress(progress, loop_index, records[-1], config)
+                output = _loop_output(host, is_training, discarded, config)
+                progress.add(output, time.perf_counter() - loop_start)
+                if directory is not None:
+                    _save_loop_checkpoint(
+                        directory,
+                        loop_index,
+                        output,
+                        state,
+                        progress,
+                        time.perf_counter() - start,
+                    )
+                _update_progress(bar, output.record, config)
         finally:
-            if progress is not None:
-                progress.close()
-
+            if bar is not None:
+                bar.close()
+        n_discarded = sum(o.record["training_discarded"] for o in progress.outputs)
+        if n_discarded:
+            warnings.warn(
+                f"{n_discarded} of {config.n_training_loops} training loops produced a "
+                "non-finite loss or model parameters; their updates were discarded and the "
+                "last good model kept (see result.history.training_discarded)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return _assemble_result(
-            traces=traces,
-            records=records,
+            outputs=progress.outputs,
             config=config,
-            spec=spec,
+            spec=prepared.spec,
             constrain=self._constrain,
-            kernel_params=jax.device_get(frozen_params),
-            model_params=None if train_state is None else jax.device_get(train_state.params),
+            kernel_params=jax.device_get(state.frozen_params),
+            model_params=(
+                None if state.train_state is None else jax.device_get(state.train_state.params)
+            ),
             timings={
-                "compile": compile_seconds,
-                "training": phase_seconds["training"],
-                "production": phase_seconds["production"],
-                "total": time.perf_counter() - start,
+                "compile": prepared.compile_seconds,
+                "training": progress.seconds["training"],
+                "production": progress.seconds["production"],
+                "total": progress.seconds["previous_total"] + time.perf_counter() - start,
             },
         )
 
@@ -690,9 +973,12 @@ def _replace_nonfinite_starts(states: Any) -> Any:
     values = np.asarray(states.log_prob)
     bad = ~np.isfinite(values)
     if bad.all():
+        shown = ", ".join(str(v) for v in values[:20])
         raise ValueError(
-            "log_prob is not finite at any initial_position (every chain starts where the target "
-            "is NaN or +-inf); start the chains inside the support of the target"
+            "log_prob is not finite at any initial_position: chains "
+            f"{np.arange(values.shape[0]).tolist()[:20]} have log_prob [{shown}]"
+            f"{' ...' if values.shape[0] > 20 else ''}; start the chains inside the "
+            "support of the target"
         )
     if not bad.any():
         return states
@@ -709,38 +995,127 @@ def _replace_nonfinite_starts(states: Any) -> Any:
     return jax.tree.map(lambda leaf: np.asarray(leaf)[source], states)
 
 
-def _loop_record(
-    host: dict[str, Any],
-    is_training: bool,
-    discarded: bool,
-    config: SamplerConfig,
-    has_global: bool,
-) -> dict[str, Any]:
-    trace = host["trace"]
-    local_prob = trace.acceptance_prob[:, : config.n_local_steps]
-    global_prob = trace.acceptance_prob[:, config.n_local_steps :]
+def _loop_output(
+    host: dict[str, Any], is_training: bool, discarded: bool, config: SamplerConfig
+) -> _LoopOutput:
+    """One loop's host arrays as a `_LoopOutput` with its history record."""
+    trace = Trace(*(np.concatenate(fields, axis=1) for fields in zip(*host["traces"], strict=True)))
+    n_chains = trace.position.shape[0]
+    local, global_ = host["local_summary"], host["global_summary"]
+    no_steps = np.full(n_chains, np.nan)
+    local_acceptance = local.acceptance_prob if config.n_local_steps else no_steps
+    global_acceptance = no_steps if global_ is None else global_.acceptance_prob
     losses = host["losses"]
-    return {
+    record = {
         "is_training": is_training,
         "loss": np.full(config.n_epochs, np.nan) if losses is None else np.asarray(losses),
-        "local_acceptance": float(np.mean(local_prob)) if local_prob.size else float("nan"),
-        "global_acceptance": float(np.mean(global_prob)) if has_global else float("nan"),
+        "local_acceptance": float(np.mean(local_acceptance)),
+        "global_acceptance": float(np.mean(global_acceptance)),
         "step_size": _step_size_of(host["step_size"]),
         "training_discarded": discarded,
+        "local_nonfinite": int(np.sum(local.n_nonfinite)),
+        "global_nonfinite": 0 if global_ is None else int(np.sum(global_.n_nonfinite)),
     }
+    is_global = np.zeros(trace.position.shape[1], bool)
+    is_global[config.n_kept_local :] = True
+    return _LoopOutput(trace, is_global, local_acceptance, global_acceptance, record)
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
+def _loop_output_arrays(output: _LoopOutput) -> dict[str, np.ndarray]:
+    """A `_LoopOutput` as named arrays (one loop file of a checkpoint)."""
+    arrays = {f"trace_{name}": np.asarray(v) for name, v in output.trace._asdict().items()}
+    arrays.update(
+        is_global=output.is_global,
+        chain_local_acceptance=np.asarray(output.local_acceptance),
+        chain_global_acceptance=np.asarray(output.global_acceptance),
+    )
+    arrays.update({f"record_{name}": np.asarray(v) for name, v in output.record.items()})
+    return arrays
+
+
+def _loop_output_from_arrays(arrays: dict[str, np.ndarray]) -> _LoopOutput:
+    """Inverse of `_loop_output_arrays`."""
+    record: dict[str, Any] = {
+        name[len("record_") :]: arrays[name] for name in arrays if name.startswith("record_")
+    }
+    for name, kind in _RECORD_TYPES.items():
+        record[name] = kind(record[name])
+    return _LoopOutput(
+        Trace(*(arrays[f"trace_{name}"] for name in Trace._fields)),
+        arrays["is_global"],
+        arrays["chain_local_acceptance"],
+        arrays["chain_global_acceptance"],
+        record,
+    )
+
+
+_RECORD_TYPES: dict[str, Callable[[Any], Any]] = {
+    "is_training": bool,
+    "loss": np.asarray,
+    "local_acceptance": float,
+    "global_acceptance": float,
+    "step_size": float,
+    "training_discarded": bool,
+    "local_nonfinite": int,
+    "global_nonfinite": int,
+}
+
+
+def _save_loop_checkpoint(
+    directory: Path,
+    loop_index: int,
+    output: _LoopOutput,
+    state: _LoopState,
+    progress: _RunProgress,
+    elapsed: float,
+) -> None:
+    """Write loop ``loop_index``'s file, then replace the state (the checkpoint's commit)."""
+    checkpoint.save_loop(directory, loop_index, _loop_output_arrays(output))
+    seconds = dict(progress.seconds)
+    seconds["previous_total"] = seconds["previous_total"] + elapsed
+    checkpoint.save_state(directory, state, {"n_done": loop_index + 1, "seconds": seconds})
+
+
+def _load_checkpoint_pickle(directory: Path, name: str) -> Any:
+    try:
+        return checkpoint.load_pickle(directory, name)
+    except FileNotFoundError as error:
+        raise ValueError(
+            f"checkpoint {str(directory)!r} is incomplete: {name} is missing"
+        ) from error
+    except Exception as error:  # pickle raises many kinds
+        raise ValueError(
+            f"checkpoint file {directory / name} cannot be read ({type(error).__name__}: {error})"
+        ) from error
+
+
+def _stored_log_prob(directory: Path, info: dict[str, Any]) -> Any:
+    """The log density pickled in the checkpoint, or a clear error saying to pass it."""
+    if not info.get("has_log_prob"):
+        raise ValueError(
+            f"checkpoint {str(directory)!r} does not hold log_prob (pickle cannot store a "
+            "lambda, a function defined inside another one or a model target); pass it: "
+            "fm.Sampler.resume(path, log_prob=...)"
+        )
+    try:
+        return checkpoint.load_pickle(directory, checkpoint.LOG_PROB)
+    except Exception as error:  # the defining module is not importable here
+        raise ValueError(
+            f"the log_prob stored in checkpoint {str(directory)!r} cannot be loaded "
+            f"({type(error).__name__}: {error}); make the module defining it importable, "
+            "or pass it: fm.Sampler.resume(path, log_prob=...)"
+        ) from error
+
+
+def _progress_bar(total: int, enabled: bool, initial: int = 0) -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="flowmc_like", unit="loop")
+    return tqdm(total=total, initial=initial, desc="flowmc_like", unit="loop")
 
 
-def _update_progress(
-    progress: Any, loop_index: int, record: dict[str, Any], config: SamplerConfig
-) -> None:
+def _update_progress(progress: Any, record: dict[str, Any], config: SamplerConfig) -> None:
     if progress is None:
         return
     phase = "training" if record["is_training"] else "production"
@@ -757,8 +1132,7 @@ def _update_progress(
 
 def _assemble_result(
     *,
-    traces: list[_LoopOutput],
-    records: list[dict[str, Any]],
+    outputs: list[_LoopOutput],
     config: SamplerConfig,
     spec: PositionSpec,
     constrain: Callable[[Any], dict[str, np.ndarray]] | None,
@@ -768,31 +1142,19 @@ def _assemble_result(
 ) -> SamplerResult:
     n_training = config.n_training_loops
 
-    def stack(outputs: list[_LoopOutput], field: str) -> np.ndarray:
-        if not outputs:
-            return np.zeros((0,))
-        return np.concatenate([getattr(o.trace, field) for o in outputs], axis=1)
+    def stack(loops: list[_LoopOutput], field: str) -> np.ndarray:
+        return np.concatenate([getattr(o.trace, field) for o in loops], axis=1)
 
-    def stack_is_global(outputs: list[_LoopOutput], n_chains: int) -> np.ndarray:
-        if not outputs:
+    def stack_is_global(loops: list[_LoopOutput], n_chains: int) -> np.ndarray:
+        if not loops:
             return np.zeros((n_chains, 0), bool)
-        flags = np.concatenate([o.is_global for o in outputs])
+        flags = np.concatenate([o.is_global for o in loops])
         return np.broadcast_to(flags, (n_chains, flags.size)).copy()
 
-    warm, prod = traces[:n_training], traces[n_training:]
-    n_chains = traces[0].trace.position.shape[0]
-    n_dim = traces[0].trace.position.shape[2]
-    dtype = traces[0].trace.position.dtype
-
-    def empty_positions() -> np.ndarray:
-        return np.zeros((n_chains, 0, n_dim), dtype)
-
-    def empty_stats(kind: type) -> np.ndarray:
-        return np.zeros((n_chains, 0), kind)
-
-    prod_probs = stack(prod, "acceptance_prob")
-    local_probs = prod_probs[:, np.tile(~prod[0].is_global, len(prod))]
-    global_probs = prod_probs[:, np.tile(prod[0].is_global, len(prod))]
+    warm, prod = outputs[:n_training], outputs[n_training:]
+    n_chains, _, n_dim = outputs[0].trace.position.shape
+    dtype = outputs[0].trace.position.dtype
+    records = [o.record for o in outputs]
     history = History(
         is_training=np.array([r["is_training"] for r in records]),
         loss=np.stack([r["loss"] for r in records]),
@@ -800,22 +1162,22 @@ def _assemble_result(
         global_acceptance=np.array([r["global_acceptance"] for r in records]),
         step_size=np.array([r["step_size"] for r in records]),
         training_discarded=np.array([r["training_discarded"] for r in records]),
+        local_nonfinite=np.array([r["local_nonfinite"] for r in records], dtype=np.int64),
+        global_nonfinite=np.array([r["global_nonfinite"] for r in records], dtype=np.int64),
     )
     return SamplerResult(
         flat_samples=stack(prod, "position"),
         log_prob=stack(prod, "log_prob"),
         is_accepted=stack(prod, "is_accepted"),
         is_global=stack_is_global(prod, n_chains),
-        flat_warmup_samples=stack(warm, "position") if warm else empty_positions(),
-        warmup_log_prob=stack(warm, "log_prob") if warm else empty_stats(float),
-        warmup_is_accepted=stack(warm, "is_accepted") if warm else empty_stats(bool),
+        flat_warmup_samples=stack(warm, "position")
+        if warm
+        else np.zeros((n_chains, 0, n_dim), dtype),
+        warmup_log_prob=stack(warm, "log_prob") if warm else np.zeros((n_chains, 0), float),
+        warmup_is_accepted=stack(warm, "is_accepted") if warm else np.zeros((n_chains, 0), bool),
         warmup_is_global=stack_is_global(warm, n_chains),
-        local_acceptance=(
-            local_probs.mean(axis=1) if local_probs.shape[1] else np.full(n_chains, np.nan)
-        ),
-        global_acceptance=(
-            global_probs.mean(axis=1) if global_probs.shape[1] else np.full(n_chains, np.nan)
-        ),
+        local_acceptance=np.mean([o.local_acceptance for o in prod], axis=0),
+        global_acceptance=np.mean([o.global_acceptance for o in prod], axis=0),
         history=history,
         timings=timings,
         kernel_params=kernel_params,

@@ -206,6 +206,10 @@ def from_pymc(model: Any) -> ModelTarget:
     deterministics) for the map back. Starting points are PyMC's initial point plus
     ``U(-1, 1)`` jitter in the unconstrained space, as PyMC's own samplers start.
 
+    PyMC's JAX export (pytensor) sets ``jax_enable_x64`` for the whole process to match
+    pytensor's ``floatX`` (float64 by default), so runs after this call are in float64 unless
+    you set ``floatX="float32"`` or turn the flag off again.
+
     Args:
         model: a ``pymc.Model``.
 

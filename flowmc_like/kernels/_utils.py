@@ -13,6 +13,14 @@ from flowmc_like._types import Array, ArrayLike
 __all__ = ["as_float_position", "positive_finite_float", "positive_int"]
 
 
+def _describe(value: Any) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() has no repr
+        return f"<{type(value).__name__} too large to display>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def positive_finite_float(name: str, value: Any) -> float:
     """Return ``value`` as a Python float, or raise if it is not a positive finite real number.
 
@@ -27,9 +35,13 @@ def positive_finite_float(name: str, value: Any) -> float:
         ValueError: if ``value`` is not a real number, is not finite, or is not > 0.
     """
     is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not is_real or not math.isfinite(float(value)) or float(value) <= 0.0:
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    return float(value)
+    try:
+        number = float(value) if is_real else math.nan
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not math.isfinite(number) or number <= 0.0:
+        raise ValueError(f"{name} must be a positive finite number; got {_describe(value)}")
+    return number
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -47,7 +59,7 @@ def positive_int(name: str, value: Any) -> int:
     """
     is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if not is_int or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        raise ValueError(f"{name} must be a positive integer; got {_describe(value)}")
     return int(value)
 
 

@@ -22,10 +22,14 @@ class StepInfo(NamedTuple):
     Attributes:
         acceptance_prob: ``()`` float in [0, 1], min(1, exp(log_ratio)); 0 for non-finite ratios.
         is_accepted: ``()`` bool.
+        is_nonfinite: ``()`` bool, true when the proposal was rejected because its log density
+            (or the log ratio) was NaN or infinite; for `SiteFlip`, when any site's proposal
+            in the sweep was.
     """
 
     acceptance_prob: Array
     is_accepted: Array
+    is_nonfinite: Array
 
 
 class Adaptation(NamedTuple):

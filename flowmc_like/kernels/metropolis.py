@@ -70,7 +70,9 @@ def mh_accept_with_uniform(
     Returns:
         The next state and its `StepInfo`.
     """
-    prob = acceptance_probability(log_ratio, proposed.log_prob)  # type: ignore[attr-defined]
+    proposed_log_prob = proposed.log_prob  # type: ignore[attr-defined]
+    prob = acceptance_probability(log_ratio, proposed_log_prob)
     is_accepted = uniform.astype(prob.dtype) < prob
     state = jax.tree.map(lambda new, old: jnp.where(is_accepted, new, old), proposed, current)
-    return state, StepInfo(prob, is_accepted)
+    is_nonfinite = ~(jnp.isfinite(log_ratio) & jnp.isfinite(proposed_log_prob))
+    return state, StepInfo(prob, is_accepted, is_nonfinite)

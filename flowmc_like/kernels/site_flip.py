@@ -172,13 +172,15 @@ class SiteFlip(AbstractLocalKernel):
             site, offset, uniform = inputs
             return update(current, site, offset, uniform, log_prob_fn)
 
-        final, move_probs = jax.lax.scan(one_site, state, (order, offsets, uniforms))
+        final, (move_probs, site_is_nonfinite) = jax.lax.scan(
+            one_site, state, (order, offsets, uniforms)
+        )
         # Replace the running sum of differences by the exact value, once per sweep.
         final = final._replace(
             log_prob=jnp.asarray(log_prob_fn(final.position), dtype=final.log_prob.dtype)
         )
         is_accepted = jnp.any(final.position != state.position)
-        return final, StepInfo(jnp.mean(move_probs), is_accepted)
+        return final, StepInfo(jnp.mean(move_probs), is_accepted, jnp.any(site_is_nonfinite))
 
     def check_target(self, log_prob_fn: LogProbFn, positions: Array) -> None:
         """Check ``delta_log_prob`` against ``log_prob_fn`` at a few random sites.
@@ -303,7 +305,7 @@ class SiteFlip(AbstractLocalKernel):
         offset: Array,
         uniform: Array,
         log_prob_fn: LogProbFn,
-    ) -> tuple[SiteFlipState, Array]:
+    ) -> tuple[SiteFlipState, tuple[Array, Array]]:
         current = state.position[site]
         proposal = ((current + offset) % self.n_categories).astype(state.position.dtype)
         delta = self.log_prob_differences(state, site, proposal[None], log_prob_fn)[0]
@@ -311,7 +313,8 @@ class SiteFlip(AbstractLocalKernel):
         is_accepted = uniform < prob
         new_value = jnp.where(is_accepted, proposal, current)
         new_log_prob = jnp.where(is_accepted, state.log_prob + delta, state.log_prob)
-        return SiteFlipState(state.position.at[site].set(new_value), new_log_prob), prob
+        new_state = SiteFlipState(state.position.at[site].set(new_value), new_log_prob)
+        return new_state, (prob, ~jnp.isfinite(delta))
 
     def _gibbs_update(
         self,
@@ -320,7 +323,7 @@ class SiteFlip(AbstractLocalKernel):
         offset: Array,
         uniform: Array,
         log_prob_fn: LogProbFn,
-    ) -> tuple[SiteFlipState, Array]:
+    ) -> tuple[SiteFlipState, tuple[Array, Array]]:
         del offset
         categories = jnp.arange(self.n_categories, dtype=state.position.dtype)
         deltas = self.log_prob_differences(state, site, categories, log_prob_fn)
@@ -331,7 +334,10 @@ class SiteFlip(AbstractLocalKernel):
         ).astype(state.position.dtype)
         new_log_prob = state.log_prob + deltas[new_value]
         move_prob = 1.0 - probs[state.position[site]]
-        return SiteFlipState(state.position.at[site].set(new_value), new_log_prob), move_prob
+        # Categories of zero probability (-inf) are part of the target; NaN or +inf is not.
+        is_nonfinite = jnp.any(jnp.isnan(deltas) | (deltas == jnp.inf))
+        new_state = SiteFlipState(state.position.at[site].set(new_value), new_log_prob)
+        return new_state, (move_prob, is_nonfinite)
 
 
 def _heat_bath_probabilities(deltas: Array) -> Array:

@@ -57,14 +57,16 @@ def check_positive_int(owner: str, name: str, value: object) -> int:
 
 def check_positive_float(owner: str, name: str, value: object) -> float:
     """Return ``value`` as a float or raise a ValueError naming ``owner.name``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float | np.integer | np.floating)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    is_real = not isinstance(value, bool) and isinstance(
+        value, int | float | np.integer | np.floating
+    )
+    try:
+        number = float(value) if is_real else math.nan  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        number = math.inf
+    if not math.isfinite(number) or number <= 0:
         raise ValueError(f"{owner}: {name} must be a positive finite number; got {value!r}.")
-    return float(value)
+    return number
 
 
 def check_hidden_sizes(owner: str, value: object) -> tuple[int, ...]:

@@ -108,7 +108,12 @@ def _build_runner(
         def one_step(states: Any, step_key: PRNGKey) -> tuple[Any, tuple[Array, ...]]:
             keys = jax.random.split(step_key, n_chains)
             states, infos = step_chains(keys, states, bound, params)
-            return states, (states.position, states.log_prob, *infos)
+            return states, (
+                states.position,
+                states.log_prob,
+                infos.acceptance_prob,
+                infos.is_accepted,
+            )
 
         final, (position, log_prob, acceptance_prob, is_accepted) = jax.lax.scan(
             one_step, states, jax.random.split(key, n_steps)

@@ -13,6 +13,15 @@ from tests.conftest import TINY
 pm = pytest.importorskip("pymc")
 
 
+@pytest.fixture(autouse=True)
+def _restore_x64():
+    """PyMC's JAX export turns on jax_enable_x64 (pytensor's floatX is float64) for the whole
+    process; restore the setting so that the tests after these run as they would alone."""
+    enabled = jax.config.jax_enable_x64
+    yield
+    jax.config.update("jax_enable_x64", enabled)
+
+
 def test_log_density_includes_the_jacobian():
     """sigma = exp(u): log p(u) = log HalfNormal(exp(u); 2) + u."""
     with pm.Model() as model:

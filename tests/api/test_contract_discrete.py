@@ -41,7 +41,7 @@ def test_discrete_run_through_the_same_result_and_arviz_path():
     assert result.samples.dtype == np.int32
     assert set(np.unique(result.samples)) <= {0, 1}
     assert result.warmup_samples.shape == (N_CHAINS, n_draws, 9)
-    assert result.log_prob.dtype == np.float32
+    assert result.log_prob.dtype == jnp.result_type(float)  # float64 under jax_enable_x64
     np.testing.assert_allclose(
         result.log_prob, np.asarray(jax.vmap(jax.vmap(ISING.log_prob))(result.samples)), atol=1e-5
     )
@@ -139,7 +139,7 @@ def test_category_mismatch_is_refused():
 
 def test_float_positions_are_refused_for_a_discrete_kernel():
     with pytest.raises(TypeError, match=r"must hold integers in \[0, 2\) .* got dtype float32"):
-        _run(x0=jnp.zeros((N_CHAINS, 9)))
+        _run(x0=jnp.zeros((N_CHAINS, 9), jnp.float32))
 
 
 def test_bool_positions_are_refused():

@@ -26,7 +26,7 @@ def _run_imh(model, seed=0, n_chains=64, n_steps=1500):
     current = GlobalState(start, jax.vmap(log_prob)(start))
     params = model.init(jax.random.key(0), 3)
     run = jax.jit(lambda k, c: run_global_phase(model, log_prob, n_steps, 512, k, c, params))
-    _, trace = run(key_run, current)
+    _, trace, _ = run(key_run, current)
     return np.asarray(trace.position), np.asarray(trace.acceptance_prob)
 
 
@@ -66,7 +66,9 @@ def test_failed_training_keeps_the_last_good_model_and_says_so():
         n_max_examples=512,
         progress_bar=False,
     )
-    result = sampler.run(jax.random.key(0), x0)
+    with pytest.warns(RuntimeWarning, match="4 of 4 training loops .* last good model kept"):
+        result = sampler.run(jax.random.key(0), x0)
+    assert result.history.global_nonfinite.sum() > 0  # proposals where the model is NaN
     assert result.history.training_discarded[:4].all()
     assert result.history.n_training_discarded == 4
     fresh = NaNRegionGaussian().init(jax.random.key(0), 3).trainable

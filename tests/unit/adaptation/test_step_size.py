@@ -175,7 +175,9 @@ def test_hmc_window_close_resets_welford_and_restarts_dual_averaging():
     state = adaptation.init(HMC(step_size=0.5).init_params(2))
     rng = np.random.default_rng(0)
     positions = jnp.asarray(rng.normal(size=(window_size, n_chains, 2)) * [2.0, 0.5], jnp.float32)
-    infos = StepInfo(jnp.full((n_chains,), 0.9), jnp.ones((n_chains,), bool))
+    infos = StepInfo(
+        jnp.full((n_chains,), 0.9), jnp.ones((n_chains,), bool), jnp.zeros((n_chains,), bool)
+    )
     update = jax.jit(adaptation.update)
     for t in range(window_size):
         before = state

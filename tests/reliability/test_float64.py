@@ -1,0 +1,73 @@
+"""float64: the core tests pass under ``jax_enable_x64``, and result dtypes follow the input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import flowmc_like as fm
+
+REPO = Path(__file__).resolve().parents[2]
+
+CORE_TESTS = [
+    "tests/api/test_contract.py",
+    "tests/api/test_contract_discrete.py",
+    "tests/reliability/test_nonfinite.py",
+    "tests/reliability/test_checkpoint.py::test_resume_from_each_loop_is_bit_identical",
+    "tests/unit/kernels/test_detailed_balance.py",
+    "tests/statistical/test_global_move.py",
+]
+"""The API contract (continuous and discrete), non-finite targets, exact resume, the
+kernels' detailed balance and the global move's exactness."""
+
+
+def log_prob(x: jax.Array) -> jax.Array:
+    return -0.5 * jnp.sum(x**2)
+
+
+@pytest.mark.slow
+def test_core_suite_passes_under_x64():
+    """Run the core tests in a subprocess with JAX_ENABLE_X64=1."""
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"]
+    command += ["-m", "not slow", "--no-header", *CORE_TESTS]
+    process = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert process.returncode == 0, process.stdout[-4000:] + process.stderr[-2000:]
+    assert " passed" in process.stdout and "failed" not in process.stdout
+
+
+@pytest.mark.parametrize(
+    "kernel, model, dtype",
+    [
+        (fm.MALA(), fm.RealNVP(), np.float32),
+        (fm.HMC(n_leapfrog=3), fm.RQSpline(), np.float32),
+        (fm.RandomWalk(), fm.RealNVP(), np.float64),
+    ],
+    ids=["mala-realnvp-f32", "hmc-rqspline-f32", "rw-realnvp-f64"],
+)
+def test_result_dtypes_follow_the_input_under_x64(kernel, model, dtype):
+    """With x64 on, float32 positions stay float32 and float64 ones float64."""
+    with jax.enable_x64(True):
+        sampler = fm.Sampler(
+            log_prob,
+            n_dim=2,
+            n_chains=4,
+            local_kernel=kernel,
+            global_model=model,
+            n_training_loops=2,
+            n_production_loops=2,
+            n_local_steps=3,
+            n_global_steps=3,
+            progress_bar=False,
+        )
+        result = sampler.run(jax.random.key(0), np.zeros((4, 2), dtype))
+    for name in ("flat_samples", "flat_warmup_samples", "log_prob", "warmup_log_prob"):
+        assert getattr(result, name).dtype == dtype, name
+    assert np.isfinite(result.flat_samples).all()
