@@ -51,23 +51,6 @@ def test_is_global_marks_global_draws_and_local_only_runs():
     assert np.isnan(local_only.global_acceptance).all()
 
 
-@pytest.mark.parametrize(
-    "kernel",
-    [fm.MALA(step_size=0.3), fm.HMC(step_size=0.2, n_leapfrog=3), fm.RandomWalk(scale=0.5)],
-)
-@pytest.mark.parametrize(
-    "model",
-    [
-        fm.RQSpline(n_layers=2, hidden_sizes=(8,), n_bins=4),
-        fm.RealNVP(n_layers=2, hidden_sizes=(8,)),
-        None,
-    ],
-)
-def test_every_kernel_and_model_runs(kernel, model):
-    result = _run(local_kernel=kernel, global_model=model)
-    assert np.isfinite(result.samples).all()
-
-
 def test_defaults_infer_sizes():
     result = fm.Sampler(
         standard_normal,

@@ -77,9 +77,13 @@ def _assert_all_finite(result: fm.SamplerResult) -> None:
         assert np.isfinite(getattr(result, name)).all(), name
 
 
-@pytest.mark.parametrize("kernel", [fm.MALA(), fm.HMC(n_leapfrog=5), fm.RandomWalk()], ids=str)
+@pytest.mark.parametrize("kernel", [fm.MALA()], ids=str)
 def test_minus_inf_outside_the_support(kernel):
-    """A target that is -inf outside x > 0: all draws stay inside, moments are exact."""
+    """A target that is -inf outside x > 0: all draws stay inside, moments are exact.
+
+    (HMC's and the random walk's rejection of such proposals is in the kernel conformance
+    tests; HMC meets NaN below.)
+    """
     result = _run(positive_orthant_gaussian, jnp.full((N_CHAINS, 2), 0.5), kernel)
     _assert_all_finite(result)
     assert (result.flat_samples > 0).all() and (result.flat_warmup_samples > 0).all()
@@ -137,10 +141,11 @@ def test_local_only_counts_nonfinite_proposals():
 
 def test_chains_starting_at_nonfinite_points_are_named():
     """Every chain at a -inf start: the error lists the chains and their log densities."""
-    sampler = fm.Sampler(positive_orthant_gaussian, n_dim=2, n_chains=4, progress_bar=False)
-    with pytest.raises(ValueError, match=r"chains \[0, 1, 2, 3\].*-inf"):
-        sampler.run(jax.random.key(0), -jnp.ones((4, 2)))
+    # The same programs as test_minus_inf_outside_the_support (compiled once per session).
+    sampler = fm.Sampler(positive_orthant_gaussian, n_dim=2, local_kernel=fm.MALA(), **SCHEDULE)
+    with pytest.raises(ValueError, match=r"chains \[0, 1, 2, .*, 15\] have log_prob \[-inf"):
+        sampler.run(jax.random.key(0), -jnp.ones((N_CHAINS, 2)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(UserWarning, match=r"chains \[1, 3\]"):
-            sampler.run(jax.random.key(0), jnp.ones((4, 2)).at[1::2].set(-1.0))
+        with pytest.raises(UserWarning, match=r"chains \[1, 3, 5"):
+            sampler.run(jax.random.key(0), jnp.ones((N_CHAINS, 2)).at[1::2].set(-1.0))
