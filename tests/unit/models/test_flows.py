@@ -191,7 +191,7 @@ def test_bad_event_shape_raises(model):
         model.init(jax.random.key(0), 0)
 
 
-@parametrize_models
+@pytest.mark.parametrize("model", ALL_MODELS[1:], ids=IDS[1:])  # RealNVP: test_float64.py
 def test_float64_under_x64(model):
     with jax.enable_x64(True):
         params = random_params(model, 2)
