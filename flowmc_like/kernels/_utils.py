@@ -9,16 +9,9 @@ from typing import Any
 import jax.numpy as jnp
 
 from flowmc_like._types import Array, ArrayLike
+from flowmc_like._validation import _describe
 
 __all__ = ["as_float_position", "positive_finite_float", "positive_int"]
-
-
-def _describe(value: Any) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an int beyond sys.get_int_max_str_digits() has no repr
-        return f"<{type(value).__name__} too large to display>"
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def positive_finite_float(name: str, value: Any) -> float:
