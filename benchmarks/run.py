@@ -540,7 +540,11 @@ def main(argv: list[str] | None = None) -> int:
         for k, p in figures.items():
             shutil.copyfile(p, img / p.name)
             links[k] = f"img/benchmarks/{p.name}"
-        (docs / "benchmarks.md").write_text(build_report(payload, links, overhead_md))
+        report = build_report(payload, links, overhead_md)
+        devices_section = RESULTS / "devices.md"  # python -m benchmarks.devices
+        if devices_section.exists():
+            report = report.rstrip() + "\n\n" + devices_section.read_text()
+        (docs / "benchmarks.md").write_text(report)
         written.append(docs / "benchmarks.md")
     print(md)
     print(f"suite wall time {wall:.0f} s; wrote " + ", ".join(map(str, written)), file=sys.stderr)

@@ -12,7 +12,7 @@ import os
 import time
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowmc_like import _validation, checkpoint
+from flowmc_like import _sharding, _validation, checkpoint
+from flowmc_like._sharding import ChainLayout
 from flowmc_like._types import Array, PRNGKey, PyTree, Space
 from flowmc_like.adapters.ppl import ModelLogDensity, ModelTarget
 from flowmc_like.adapters.pytree import PositionSpec
@@ -42,6 +43,7 @@ from flowmc_like.models.base import AbstractGlobalModel
 from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.result import History, SamplerResult
 from flowmc_like.training.data import (
+    DrawBuffer,
     append_draws,
     init_buffer,
     select_training_data,
@@ -103,6 +105,8 @@ class _PreparedRun(NamedTuple):
     loop_keys: np.ndarray
     initial_state: _LoopState
     compile_seconds: float
+    layout: ChainLayout
+    data: PyTree
 
 
 class _RunProgress:
@@ -274,6 +278,12 @@ class Sampler:
             the result; the model then trains on the kept draws, and acceptance rates and
             non-finite counts still cover every step. Default 1 (keep all).
         data: any pytree passed to ``log_prob`` as its second argument (traced, never baked in).
+        devices: the devices to shard the chains over, e.g. ``jax.devices()[:4]``; default
+            ``None``, every device (``jax.devices()``: all local devices, and with
+            ``jax.distributed`` those of every process). ``n_chains`` must be a multiple of
+            their number. Each device runs its own block of chains; the model's parameters
+            are replicated and its training is data parallel. One device runs exactly the
+            single-device program.
         progress_bar: show a tqdm progress bar.
 
     Example:
@@ -312,6 +322,7 @@ class Sampler:
         local_in_latent_space: bool = SamplerConfig.local_in_latent_space,
         thinning: int = SamplerConfig.thinning,
         data: PyTree = None,
+        devices: Sequence[jax.Device] | None = None,
         progress_bar: bool = SamplerConfig.progress_bar,
     ) -> None:
         if isinstance(log_prob, ModelTarget):  # fm.Sampler(fm.from_numpyro(model, ...))
@@ -358,6 +369,10 @@ class Sampler:
         if self.config.local_in_latent_space:
             _check_latent_model(self.global_model, self.config)
         self.data = _validation.check_data(data)
+        self.devices = _sharding.check_devices(devices)
+        if self.n_chains is not None:
+            n_devices = len(jax.devices()) if self.devices is None else len(self.devices)
+            _sharding.check_divisible(self.n_chains, n_devices)
 
     def __repr__(self) -> str:
         return (
@@ -431,14 +446,21 @@ class Sampler:
         return spec, flat
 
     def _build_phases(
-        self, spec: PositionSpec, n_chains: int, n_dim: int, key_impl: str
+        self,
+        spec: PositionSpec,
+        n_chains: int,
+        n_dim: int,
+        key_impl: str,
+        layout: ChainLayout,
     ) -> _CompiledPhases:
         """The run's jitted phases, not yet compiled.
 
         Nothing in a run executes eagerly (each eager op compiles on its own): `setup` draws
         every key of the run and builds every initial state in one call, and the phases take
         raw key data (``uint32``; rewrapped inside with ``key_impl``) so the host only indexes
-        numpy arrays between calls.
+        numpy arrays between calls. On several devices every phase is jitted with the
+        shardings of `_phase_shardings` (chain-batched arrays split over the devices, the
+        rest replicated).
         """
         config = self.config
         kernel = self.local_kernel
@@ -452,10 +474,21 @@ class Sampler:
         n_loops = config.n_training_loops + config.n_production_loops
         n_held_out_chains = config.n_held_out_chains(n_chains)
 
+        shardings = _phase_shardings(layout, has_global)
+        batch_sharding = layout.batch_sharding(config.effective_batch_size)
+
+        def jit(phase: str) -> Callable[[Callable[..., Any]], Any]:
+            if not layout.is_sharded:
+                return jax.jit
+            in_shardings, out_shardings = shardings[phase]
+            return functools.partial(
+                jax.jit, in_shardings=in_shardings, out_shardings=out_shardings
+            )
+
         def wrap(key_data: Array) -> PRNGKey:
             return jax.random.wrap_key_data(key_data, impl=key_impl)
 
-        @jax.jit
+        @jit("setup")
         def setup(key, positions, kernel_params, data):
             if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
                 key = wrap(key)
@@ -480,7 +513,7 @@ class Sampler:
                 buffer,
             )
 
-        @jax.jit
+        @jit("local")
         def local(key_data, states, adapt_state, frozen_params, is_adapting, model_params, data):
             log_prob_fn = functools.partial(flat_log_prob, data=data)
             if config.local_in_latent_space:
@@ -521,7 +554,7 @@ class Sampler:
         global_ = train = None
         if has_global:
 
-            @jax.jit
+            @jit("global")
             def global_(key_data, states, model_params, data):
                 log_prob_fn = functools.partial(flat_log_prob, data=data)
                 current = GlobalState(states.position, states.log_prob)
@@ -537,7 +570,7 @@ class Sampler:
                 )
                 return init_kernel_states(kernel, log_prob_fn, final.position), trace, summary
 
-            @jax.jit
+            @jit("train")
             def train(key_data, train_state, buffer, local_draws, global_draws, data):
                 buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
                 key_select, key_train = jax.random.split(wrap(key_data))
@@ -569,6 +602,7 @@ class Sampler:
                     config.effective_batch_size,
                     reverse_kl,
                     validation,
+                    batch_sharding,
                 )
                 return buffer, new_state, losses, is_finite
 
@@ -601,12 +635,16 @@ class Sampler:
         """
         start = time.perf_counter()
         key = _validation.check_key(key)
-        directory = (
-            None if checkpoint_path is None else checkpoint.start_checkpoint(checkpoint_path)
-        )
+        directory = None
+        if checkpoint_path is not None:  # only process 0 writes files
+            directory = (
+                checkpoint.start_checkpoint(checkpoint_path)
+                if _sharding.is_main_process()
+                else Path(checkpoint_path)
+            )
         prepared = self._prepare_run(key, initial_position)
         progress = _RunProgress()
-        if directory is not None:
+        if directory is not None and _sharding.is_main_process():
             self._write_checkpoint_header(directory, key, initial_position, prepared)
         return self._run_loops(prepared, prepared.initial_state, progress, directory, start)
 
@@ -617,6 +655,7 @@ class Sampler:
         *,
         log_prob: Callable[..., Any] | ModelTarget | None = None,
         data: PyTree = None,
+        devices: Sequence[jax.Device] | None = None,
     ) -> SamplerResult:
         """Continue the run saved in the checkpoint directory ``path`` to its end.
 
@@ -632,6 +671,9 @@ class Sampler:
                 lambda, a function defined inside another, a `ModelTarget`) or when the
                 module defining it is not importable here.
             data: the ``data`` pytree, to replace the stored one.
+            devices: the devices to run on (``Sampler(devices=...)``; devices are not
+                stored in a checkpoint). With ``fm.Sampler.resume`` the default is every
+                device; on an instance, the instance's devices.
 
         Returns:
             The `SamplerResult` of the whole run.
@@ -651,13 +693,16 @@ class Sampler:
                     "log_prob is taken from the sampler when resume is called on an instance; "
                     "call fm.Sampler.resume(path, log_prob=...) instead"
                 )
+            if devices is not None:
+                sampler = copy.copy(sampler)
+                sampler.devices = _sharding.check_devices(devices)
         else:
             if log_prob is None:
                 log_prob = _stored_log_prob(directory, info)
             kwargs = dict(stored["init_kwargs"])
             if data is not None:
                 kwargs["data"] = data
-            sampler = owner(log_prob, **kwargs)
+            sampler = owner(log_prob, devices=devices, **kwargs)
         sampler._check_matches_checkpoint(directory, info)
         key = stored["key"]
         if stored["key_impl"] is not None:
@@ -667,8 +712,12 @@ class Sampler:
             prepared = sampler._prepare_run(jnp.asarray(key), stored["initial_position"])
         template = prepared.initial_state
         loop_state, meta = checkpoint.load_state(directory, template)
+        layout = prepared.layout
+        loop_state = layout.put(
+            _LoopState(*loop_state), _state_shardings(layout, sampler._has_global)
+        )
         progress = _RunProgress.from_checkpoint(directory, meta)
-        return sampler._run_loops(prepared, _LoopState(*loop_state), progress, directory, start)
+        return sampler._run_loops(prepared, loop_state, progress, directory, start)
 
     # ------------------------------------------------------------------ run internals
 
@@ -763,40 +812,45 @@ class Sampler:
         self.local_kernel.check_target(functools.partial(flat_log_prob, data=self.data), positions)
 
         config = self.config
+        is_typed_key = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
         key_impl = (
-            str(jax.random.key_impl(key))
-            if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-            else str(jax.config.jax_default_prng_impl)
+            str(jax.random.key_impl(key)) if is_typed_key else str(jax.config.jax_default_prng_impl)
         )
-        phases = self._build_phases(spec, n_chains, n_dim, key_impl)
+        layout = ChainLayout(self.devices, n_chains)
+        phases = self._build_phases(spec, n_chains, n_dim, key_impl, layout)
         kernel_params = self.local_kernel.init_params(n_dim)
         is_adapting = np.asarray(True)
+        data = self.data
+        if layout.is_sharded:  # every input as a global array on the mesh
+            key = layout.put(jax.random.key_data(key) if is_typed_key else key, layout.replicated)
+            positions = layout.put(positions, layout.chains)
+            kernel_params, is_adapting, data = layout.put(
+                (kernel_params, is_adapting, data), layout.replicated
+            )
 
         # Lower every phase, then compile them all concurrently, so that compilation is
         # measured on its own and nothing later compiles (no eager op runs in the loop).
         compile_start = time.perf_counter()
-        lowered = {"setup": phases.setup.lower(key, positions, kernel_params, self.data)}
+        lowered = {"setup": phases.setup.lower(key, positions, kernel_params, data)}
         key_data_info, states, adapt_state, train_state, buffer = lowered["setup"].out_info
         loop_key = key_data_info.update(shape=key_data_info.shape[2:])
         latent_params = train_state.params if config.local_in_latent_space else None
         lowered["local"] = phases.local.lower(
-            loop_key, states, adapt_state, kernel_params, is_adapting, latent_params, self.data
+            loop_key, states, adapt_state, kernel_params, is_adapting, latent_params, data
         )
         if self._has_global:
             dtype = positions.dtype
-            lowered["global"] = phases.global_.lower(
-                loop_key, states, train_state.params, self.data
-            )
+            lowered["global"] = phases.global_.lower(loop_key, states, train_state.params, data)
             local_draws = jax.ShapeDtypeStruct((n_chains, config.n_kept_local, n_dim), dtype)
             global_draws = jax.ShapeDtypeStruct((n_chains, config.n_kept_global, n_dim), dtype)
             lowered["train"] = phases.train.lower(
-                loop_key, train_state, buffer, local_draws, global_draws, self.data
+                loop_key, train_state, buffer, local_draws, global_draws, data
             )
         compiled = _compile_all(lowered)
         loop_keys, states, adapt_state, train_state, buffer = compiled["setup"](
-            key, positions, kernel_params, self.data
+            key, positions, kernel_params, data
         )
-        states = _replace_nonfinite_starts(states)
+        states = _replace_nonfinite_starts(states, layout)
         initial_state = _LoopState(
             states=states,
             adapt_state=adapt_state,
@@ -814,9 +868,11 @@ class Sampler:
             n_chains=n_chains,
             n_dim=n_dim,
             key_impl=key_impl,
-            loop_keys=np.asarray(loop_keys),
+            loop_keys=np.asarray(layout.to_host(loop_keys)),
             initial_state=initial_state,
             compile_seconds=time.perf_counter() - compile_start,
+            layout=layout,
+            data=data,
         )
 
     def _run_loops(
@@ -837,15 +893,20 @@ class Sampler:
         n_loops = config.n_training_loops + config.n_production_loops
         bar = _progress_bar(n_loops, config.progress_bar, initial=progress.n_done)
         latent = config.local_in_latent_space
+        layout, data = prepared.layout, prepared.data
+        writes_files = directory is not None and _sharding.is_main_process()
         try:
             for loop_index in range(progress.n_done, n_loops):
                 loop_start = time.perf_counter()
                 is_training = loop_index < config.n_training_loops
                 if loop_index == config.n_training_loops:
                     state = state._replace(
-                        frozen_params=state.final_params, is_adapting=np.asarray(False)
+                        frozen_params=state.final_params,
+                        is_adapting=layout.put(np.asarray(False), layout.replicated),
                     )
-                key_local, key_global, key_train = prepared.loop_keys[loop_index]
+                key_local, key_global, key_train = layout.put(
+                    tuple(prepared.loop_keys[loop_index]), layout.replicated
+                )
                 train_state = state.train_state
                 states, adapt_state, local_trace, local_summary, used_params, final_params = local(
                     key_local,
@@ -854,13 +915,13 @@ class Sampler:
                     state.frozen_params,
                     state.is_adapting,
                     train_state.params if latent else None,
-                    self.data,
+                    data,
                 )
                 buffer = state.buffer
                 global_trace = global_summary = losses = is_finite = new_state = None
                 if global_ is not None:
                     states, global_trace, global_summary = global_(
-                        key_global, states, train_state.params, self.data
+                        key_global, states, train_state.params, data
                     )
                     if is_training:
                         buffer, new_state, losses, is_finite = train(
@@ -869,9 +930,9 @@ class Sampler:
                             buffer,
                             local_trace.position,
                             global_trace.position,
-                            self.data,
+                            data,
                         )
-                host = jax.device_get(
+                host = layout.to_host(
                     {
                         "traces": [t for t in (local_trace, global_trace) if t is not None],
                         "local_summary": local_summary,
@@ -902,14 +963,16 @@ class Sampler:
                 output = _loop_output(host, is_training, discarded, config)
                 progress.add(output, time.perf_counter() - loop_start)
                 if directory is not None:
-                    _save_loop_checkpoint(
-                        directory,
-                        loop_index,
-                        output,
-                        state,
-                        progress,
-                        time.perf_counter() - start,
-                    )
+                    host_state = layout.to_host(state)  # collective on several processes
+                    if writes_files:
+                        _save_loop_checkpoint(
+                            directory,
+                            loop_index,
+                            output,
+                            host_state,
+                            progress,
+                            time.perf_counter() - start,
+                        )
                 _update_progress(bar, output.record, config)
         finally:
             if bar is not None:
@@ -928,9 +991,9 @@ class Sampler:
             config=config,
             spec=prepared.spec,
             constrain=self._constrain,
-            kernel_params=jax.device_get(state.frozen_params),
+            kernel_params=layout.to_host(state.frozen_params),
             model_params=(
-                None if state.train_state is None else jax.device_get(state.train_state.params)
+                None if state.train_state is None else layout.to_host(state.train_state.params)
             ),
             timings={
                 "compile": prepared.compile_seconds,
@@ -939,6 +1002,56 @@ class Sampler:
                 "total": progress.seconds["previous_total"] + time.perf_counter() - start,
             },
         )
+
+
+# ---------------------------------------------------------------------- shardings
+
+
+def _state_shardings(layout: ChainLayout, has_global: bool) -> _LoopState:
+    """The sharding (prefix) of each part of a `_LoopState` on ``layout``'s mesh."""
+    chains, replicated = layout.chains, layout.replicated
+    return _LoopState(
+        states=chains,
+        adapt_state=replicated,
+        train_state=replicated,
+        buffer=DrawBuffer(draws=chains, n_filled=replicated) if has_global else replicated,
+        frozen_params=replicated,
+        final_params=replicated,
+        is_adapting=replicated,
+    )
+
+
+def _phase_shardings(layout: ChainLayout, has_global: bool) -> dict[str, tuple[Any, Any]]:
+    """``(in_shardings, out_shardings)`` of each phase, as prefixes of its arguments/results.
+
+    Kernel states, traces, per-chain summaries and the training window are split along the
+    chain axis; keys, kernel and adaptation parameters, the model, the optimiser and ``data``
+    are replicated.
+    """
+    chains, replicated = layout.chains, layout.replicated
+    state = _state_shardings(layout, has_global)
+    return {
+        # (key, positions, kernel_params, data)
+        # -> (loop keys, kernel states, adaptation state, train state, window)
+        "setup": (
+            (replicated, chains, replicated, replicated),
+            (replicated, chains, replicated, replicated, state.buffer),
+        ),
+        # (key, states, adapt_state, frozen_params, is_adapting, model_params, data)
+        # -> (states, adapt_state, trace, summary, used params, final params)
+        "local": (
+            (replicated, chains, replicated, replicated, replicated, replicated, replicated),
+            (chains, replicated, chains, chains, replicated, replicated),
+        ),
+        # (key, states, model_params, data) -> (states, trace, summary)
+        "global": ((replicated, chains, replicated, replicated), (chains, chains, chains)),
+        # (key, train_state, window, local draws, global draws, data)
+        # -> (window, train_state, losses, is_finite)
+        "train": (
+            (replicated, replicated, state.buffer, chains, chains, replicated),
+            (state.buffer, replicated, replicated, replicated),
+        ),
+    }
 
 
 # ---------------------------------------------------------------------- host-side helpers
@@ -964,13 +1077,13 @@ def _compile_all(lowered: dict[str, Any]) -> dict[str, Any]:
         return {name: future.result() for name, future in futures.items()}
 
 
-def _replace_nonfinite_starts(states: Any) -> Any:
+def _replace_nonfinite_starts(states: Any, layout: ChainLayout) -> Any:
     """Chains whose initial log density is not finite restart from copies of finite ones.
 
     Works on the host: the kernel states (target evaluated at every start by `setup`) are
     gathered with numpy, so nothing is compiled. Raises if no chain starts at a finite value.
     """
-    values = np.asarray(states.log_prob)
+    values = np.asarray(layout.to_host(states.log_prob))
     bad = ~np.isfinite(values)
     if bad.all():
         shown = ", ".join(str(v) for v in values[:20])
@@ -992,7 +1105,9 @@ def _replace_nonfinite_starts(states: Any) -> Any:
         UserWarning,
         stacklevel=3,
     )
-    return jax.tree.map(lambda leaf: np.asarray(leaf)[source], states)
+    host_states = layout.to_host(states)
+    replaced = jax.tree.map(lambda leaf: np.asarray(leaf)[source], host_states)
+    return layout.put(replaced, layout.chains)
 
 
 def _loop_output(

@@ -120,6 +120,7 @@ def train_model(
     batch_size: int,
     reverse_kl: ReverseKL | None = None,
     validation: Array | None = None,
+    batch_sharding: jax.sharding.Sharding | None = None,
 ) -> tuple[TrainState, Array, Array]:
     """Run ``n_epochs`` of minibatch maximum likelihood on ``examples``.
 
@@ -148,6 +149,10 @@ def train_model(
         batch_size: examples per optimiser step (static, ``<= n_examples``).
         reverse_kl: optional reverse-KL term (static).
         validation: optional ``(n_validation, n_dim)`` held-out examples for early stopping.
+        batch_sharding: optional sharding of the ``(n_batches, batch_size, n_dim)`` minibatches
+            of an epoch (data-parallel training on several devices: each device computes
+            the loss and gradient of its slice of every batch, and the compiler reduces the
+            gradients over the devices); None leaves the layout to the compiler.
 
     Returns:
         ``(new_train_state, losses, is_finite)``: ``losses`` is ``(n_epochs,)``, the mean batch
@@ -186,6 +191,8 @@ def train_model(
             step_keys = jax.random.split(key_steps, n_batches)
         order = jax.random.permutation(key_order, n_examples)[: n_batches * batch_size]
         batches = examples[order].reshape(n_batches, batch_size, n_dim)
+        if batch_sharding is not None:
+            batches = jax.lax.with_sharding_constraint(batches, batch_sharding)
         carry, losses = jax.lax.scan(batch_step, carry, (batches, step_keys))
         return carry, jnp.mean(losses)
 
