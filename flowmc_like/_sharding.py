@@ -12,7 +12,7 @@ On several hosts (``jax.distributed.initialize``) the mesh spans every process's
 each process builds its own chains' shards from the full host array it is given and gets the
 full results back (`to_host` gathers across processes).
 
-With one device there is no mesh and every function here is the identity.
+On the default device alone there is no mesh and every function here is the identity.
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ class ChainLayout:
         devices = tuple(jax.devices() if devices is None else devices)
         check_divisible(n_chains, len(devices))
         self.n_devices = len(devices)
-        self.mesh: Mesh | None = (
-            Mesh(np.asarray(devices), (CHAIN_AXIS,)) if len(devices) > 1 else None
-        )
-        self.device = devices[0] if self.mesh is None else None
+        # The default device alone runs the plain single-device program; any other device
+        # set (even one other device) gets a mesh, so the run happens where it was asked to.
+        is_default = len(devices) == 1 and devices[0] == jax.devices()[0]
+        self.mesh: Mesh | None = None if is_default else Mesh(np.asarray(devices), (CHAIN_AXIS,))
 
     @property
     def is_sharded(self) -> bool:

@@ -282,8 +282,8 @@ class Sampler:
             ``None``, every device (``jax.devices()``: all local devices, and with
             ``jax.distributed`` those of every process). ``n_chains`` must be a multiple of
             their number. Each device runs its own block of chains; the model's parameters
-            are replicated and its training is data parallel. One device runs exactly the
-            single-device program.
+            are replicated and its training is data parallel. The default device alone
+            (``jax.devices()[0]``, e.g. on a laptop) runs the plain single-device program.
         progress_bar: show a tqdm progress bar.
 
     Example:
