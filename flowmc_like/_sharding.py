@@ -27,9 +27,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flowmc_like._types import PyTree
 
-__all__ = ["CHAIN_AXIS", "ChainLayout", "check_devices"]
+__all__ = ["CHAIN_AXIS", "ChainLayout", "check_devices", "check_divisible", "default_devices"]
 
 CHAIN_AXIS = "chains"
+
+
+def default_devices() -> tuple[jax.Device, ...]:
+    """The devices a `Sampler` shards over when ``devices=None``.
+
+    Every device of an accelerator backend (GPU, TPU), and every device of every process
+    under ``jax.distributed``. On a single CPU process only the default device: extra CPU
+    "devices" (``--xla_force_host_platform_device_count``, which some libraries set at
+    import) split the same cores, so sharding over them costs compilation and buys nothing.
+    """
+    devices = tuple(jax.devices())
+    if devices[0].platform == "cpu" and jax.process_count() == 1:
+        return devices[:1]
+    return devices
 
 
 def check_devices(devices: Any) -> tuple[jax.Device, ...] | None:
@@ -76,13 +90,12 @@ class ChainLayout:
     """Where a run's arrays live: one device (``mesh is None``) or chains sharded over a mesh.
 
     Args:
-        devices: the devices to shard the chains over; ``None`` means ``jax.devices()``
-            (every device of every process).
+        devices: the devices to shard the chains over; ``None`` means `default_devices`.
         n_chains: the number of chains, a multiple of the number of devices.
     """
 
     def __init__(self, devices: Sequence[jax.Device] | None, n_chains: int) -> None:
-        devices = tuple(jax.devices() if devices is None else devices)
+        devices = default_devices() if devices is None else tuple(devices)
         check_divisible(n_chains, len(devices))
         self.n_devices = len(devices)
         # The default device alone runs the plain single-device program; any other device

@@ -278,12 +278,14 @@ class Sampler:
             the result; the model then trains on the kept draws, and acceptance rates and
             non-finite counts still cover every step. Default 1 (keep all).
         data: any pytree passed to ``log_prob`` as its second argument (traced, never baked in).
-        devices: the devices to shard the chains over, e.g. ``jax.devices()[:4]``; default
-            ``None``, every device (``jax.devices()``: all local devices, and with
-            ``jax.distributed`` those of every process). ``n_chains`` must be a multiple of
-            their number. Each device runs its own block of chains; the model's parameters
-            are replicated and its training is data parallel. The default device alone
-            (``jax.devices()[0]``, e.g. on a laptop) runs the plain single-device program.
+        devices: the devices to shard the chains over, e.g. ``jax.devices()[:4]``. The
+            default ``None`` takes every GPU or TPU JAX sees (with ``jax.distributed``, the
+            devices of every process); on a CPU, the default device only (extra CPU devices
+            share the same cores; pass ``devices=jax.devices()`` to shard over them anyway).
+            ``n_chains`` must be a multiple of their number. Each device runs its own block
+            of chains; the model's parameters are replicated and its training is data
+            parallel. The default device alone (``jax.devices()[0]``, e.g. on a laptop) runs
+            the plain single-device program.
         progress_bar: show a tqdm progress bar.
 
     Example:
@@ -371,7 +373,8 @@ class Sampler:
         self.data = _validation.check_data(data)
         self.devices = _sharding.check_devices(devices)
         if self.n_chains is not None:
-            n_devices = len(jax.devices()) if self.devices is None else len(self.devices)
+            devices = _sharding.default_devices() if self.devices is None else self.devices
+            n_devices = len(devices)
             _sharding.check_divisible(self.n_chains, n_devices)
 
     def __repr__(self) -> str:

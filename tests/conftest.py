@@ -10,6 +10,23 @@ import pytest
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="flowmc_like_tests_"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
+
+def pytest_collection_finish(session):
+    """Start the subprocess checks the selected tests need (see tests/background.py)."""
+    from tests import background
+
+    needed = []
+    for item in session.items:
+        needed += background.jobs_for(item.nodeid, getattr(item, "fixturenames", ()))
+    background.start_jobs(list(dict.fromkeys(needed)))
+
+
+def pytest_sessionfinish(session):
+    from tests import background
+
+    background.stop_jobs()
+
+
 TINY = dict(
     n_training_loops=2,
     n_production_loops=2,

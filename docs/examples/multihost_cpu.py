@@ -13,6 +13,7 @@ full result back, which process 0 summarises.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,9 @@ import sys
 N_PROCESSES = 2
 DEVICES_PER_PROCESS = 2
 N_CHAINS = 16
+SCHEDULE = dict(n_training_loops=10, n_production_loops=10)
+if os.environ.get("FLOWMC_LIKE_EXAMPLE_QUICK") == "1":  # the test suite's small settings
+    SCHEDULE = dict(n_training_loops=4, n_production_loops=4, n_local_steps=25)
 
 
 def log_prob(x):
@@ -52,9 +56,8 @@ def run_process(process_id: int, port: int) -> None:
         n_dim=2,
         n_chains=N_CHAINS,
         devices=jax.devices(),  # all 4 devices of both processes (the default)
-        n_training_loops=10,
-        n_production_loops=10,
         progress_bar=False,
+        **SCHEDULE,
     )
     result = sampler.run(jax.random.key(0), x0)
     if jax.process_index() == 0:

@@ -208,7 +208,9 @@ def from_pymc(model: Any) -> ModelTarget:
 
     PyMC's JAX export (pytensor) sets ``jax_enable_x64`` for the whole process to match
     pytensor's ``floatX`` (float64 by default), so runs after this call are in float64 unless
-    you set ``floatX="float32"`` or turn the flag off again.
+    you set ``floatX="float32"`` or turn the flag off again. Importing PyMC's JAX module also
+    sets the environment variable ``XLA_FLAGS`` to ask for 100 CPU devices (in processes that
+    initialise JAX afterwards); a `Sampler` on a CPU uses one device unless given ``devices``.
 
     Args:
         model: a ``pymc.Model``.

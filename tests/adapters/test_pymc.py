@@ -1,6 +1,7 @@
 """fm.from_pymc: exact unconstrained density, support and names, through PyMC's JAX export."""
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -14,10 +15,13 @@ pm = pytest.importorskip("pymc")
 
 
 @pytest.fixture(autouse=True)
-def _restore_x64():
+def _restore_x64_and_xla_flags(monkeypatch):
     """PyMC's JAX export turns on jax_enable_x64 (pytensor's floatX is float64) for the whole
-    process; restore the setting so that the tests after these run as they would alone."""
+    process, and importing ``pymc.sampling.jax`` sets ``XLA_FLAGS`` to ask for 100 CPU
+    devices (which every subprocess started later would get); restore both, so that the
+    tests after these run as they would alone."""
     enabled = jax.config.jax_enable_x64
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
     yield
     jax.config.update("jax_enable_x64", enabled)
 

@@ -1,20 +1,17 @@
 """Chains sharded over devices: 4 forced CPU devices in a subprocess, and the devices argument.
 
-The subprocess (`sharded_runs.py`) runs with ``--xla_force_host_platform_device_count=4``;
-see that file for the configurations. Checked here: the chains' arrays are split over the 4
-devices along the chain axis and the model is replicated; two 4-device runs with the same key
-(and one stopped and resumed from its checkpoint) are bit-identical; 4-device and 1-device
-runs both match the exact answers (MCSE z-tests) and each other; indivisible chain counts
-raise an error saying what to do.
+The subprocess (`sharded_runs.py`, a background job of tests/background.py) runs with
+``--xla_force_host_platform_device_count=4``; see that file for the configurations. Checked
+here: the chains' arrays are split over the 4 devices along the chain axis and the model is
+replicated; two 4-device runs with the same key (the second stopped after loop 5 and resumed
+from its checkpoint) are bit-identical; 4-device and 1-device runs both match the exact
+answers (MCSE z-tests) and each other; indivisible chain counts raise an error saying what
+to do; the default on a CPU is one device.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +19,8 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
+from tests import background
 
-REPO = Path(__file__).resolve().parents[2]
 Z_BOUND = 4.0
 
 
@@ -70,25 +67,11 @@ def test_one_device_runs_the_single_device_program():
 
 
 @pytest.fixture(scope="module")
-def four_devices(tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp("sharded")
-    env = {
-        **os.environ,
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
-        "PYTHONPATH": str(REPO),
-        "JAX_COMPILATION_CACHE_DIR": str(jax.config.jax_compilation_cache_dir),
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-    }
-    script = REPO / "tests" / "sharding" / "sharded_runs.py"
-    process = subprocess.run(
-        [sys.executable, str(script), str(out_dir)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-5000:]
-    return json.loads(process.stdout.strip().splitlines()[-1])
+def four_devices():
+    """The findings of sharded_runs.py on 4 forced CPU devices (a background job)."""
+    outcome = background.outcome("sharded_runs")
+    assert outcome.returncode == 0, outcome.stdout[-3000:] + outcome.stderr[-5000:]
+    return json.loads(outcome.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
@@ -110,7 +93,7 @@ def test_chains_are_sharded_over_four_devices(four_devices):
 
 @pytest.mark.slow
 def test_four_device_runs_are_reproducible_and_resumable(four_devices):
-    assert four_devices["identical_4_devices"]
+    """A second run with the same key, stopped after loop 5 and resumed, equals the first."""
     assert four_devices["identical_after_resume"]
 
 
@@ -151,23 +134,16 @@ def test_indivisible_chain_counts_say_how_to_fix_them(four_devices):
         assert message is not None, name
         assert "does not split evenly over 4 devices" in message
         assert "multiple of 4" in message and "devices=" in message
+    # The default on a CPU is one device, whatever the number of forced CPU devices.
+    assert four_devices["default_on_cpu_draws"] == [6, 4, 3]
 
 
 @pytest.mark.slow
-def test_multihost_simulation_runs(tmp_path):
-    """docs/examples/multihost_cpu.py: 2 processes x 2 CPU devices, one run over all 4."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("XLA_FLAGS", None)
-    script = REPO / "docs" / "examples" / "multihost_cpu.py"
-    process = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-5000:]
-    assert "process 0 of 2, 4 devices in all" in process.stdout, process.stdout
-    weight = float(process.stdout.split("weight of the right mode ")[1].split()[0])
-    assert abs(weight - 0.7) < 0.1, process.stdout
+def test_multihost_simulation_runs():
+    """docs/examples/multihost_cpu.py: 2 processes x 2 CPU devices, one run over all 4
+    (a background job, with the example's quick settings)."""
+    outcome = background.outcome("multihost")
+    assert outcome.returncode == 0, outcome.stdout[-3000:] + outcome.stderr[-5000:]
+    assert "process 0 of 2, 4 devices in all" in outcome.stdout, outcome.stdout
+    weight = float(outcome.stdout.split("weight of the right mode ")[1].split()[0])
+    assert abs(weight - 0.7) < 0.1, outcome.stdout

@@ -23,8 +23,18 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("model_name", list(MODELS))
-@pytest.mark.parametrize("kernel_name", list(KERNELS))
+KERNEL_MODEL_CASES = [
+    (kernel, model)
+    for model in MODELS
+    for kernel in KERNELS
+    if model != "rq_spline" or kernel == "mala"
+]
+"""Every kernel alone and with RealNVP; RQSpline with MALA. The flows reach the sampler
+through the same global phase and training whatever the kernel, and each flow's density is
+checked on its own in tests/unit/models."""
+
+
+@pytest.mark.parametrize("kernel_name, model_name", KERNEL_MODEL_CASES)
 def test_correlated_gaussian_5d(kernel_name, model_name):
     target = correlated_gaussian(n_dim=5, seed=1)
     x0 = jax.random.uniform(jax.random.key(1), (16, 5), minval=-3.0, maxval=3.0)
@@ -53,7 +63,7 @@ def _mixture_start(n_chains, seed=3):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kernel_name", ["mala", "hmc"])
+@pytest.mark.parametrize("kernel_name", ["mala"])
 def test_mixture_10d_local_kernels_alone_get_weights_wrong(kernel_name):
     target = two_mode_mixture(n_dim=10)
     sampler = fm.Sampler(

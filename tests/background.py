@@ -1,0 +1,181 @@
+"""Subprocess checks that run in the background while the rest of the suite runs.
+
+Some tests only check what a separate process did: the tutorial notebooks, the 4-device
+sharded runs, the multi-host simulation. Each such process is a `Job`. When the selected
+tests need jobs, `start_jobs` (called by ``tests/conftest.py`` once collection is done) runs
+them one after another in a background thread, so they use the CPU time the main test
+process leaves idle (it is often single-threaded: tracing, numpy, ArviZ); the tests then
+only wait for their job's outcome. A job the background thread has not reached when its test
+asks for it simply runs then. Jobs get their own compilation cache directory: the main
+process's cache is not safe to share with a concurrent writer.
+
+``python -m tests.background notebook PATH`` executes one notebook (the notebook job).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a finished job's process did."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Job:
+    """One subprocess, started at most once; `outcome` waits for it (starting it if needed)."""
+
+    def __init__(self, name: str, command: Sequence[str], env: dict[str, str], cwd: Path):
+        self.name, self.command, self.env, self.cwd = name, list(command), env, cwd
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._outcome: Outcome | None = None
+        self._process: subprocess.Popen | None = None
+
+    def run(self) -> None:
+        """Run the process to its end (once; a second call waits for the first)."""
+        with self._lock:
+            if self._outcome is None:
+                self._process = subprocess.Popen(
+                    self.command,
+                    cwd=self.cwd,
+                    env=self.env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                stdout, stderr = self._process.communicate()
+                self._outcome = Outcome(self._process.returncode, stdout, stderr)
+                self._done.set()
+
+    def kill(self) -> None:
+        """Stop the process if it is still running (the session is ending)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+
+    def outcome(self) -> Outcome:
+        if not self._done.is_set():
+            self.run()
+        assert self._outcome is not None
+        return self._outcome
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+    env.pop("XLA_FLAGS", None)  # PyMC's import sets it for 100 CPU devices
+    return {**env, **extra}
+
+
+def _make_jobs() -> dict[str, Job]:
+    work = Path(tempfile.mkdtemp(prefix="flowmc_like_background_"))
+    cache = {
+        "JAX_COMPILATION_CACHE_DIR": str(work / "jax_cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
+    jobs = {
+        "sharded_runs": Job(
+            "sharded_runs",
+            [sys.executable, str(REPO / "tests/sharding/sharded_runs.py"), str(work / "sharded")],
+            _environment(XLA_FLAGS="--xla_force_host_platform_device_count=4", **cache),
+            REPO,
+        ),
+        "multihost": Job(
+            "multihost",
+            [sys.executable, str(REPO / "docs/examples/multihost_cpu.py")],
+            _environment(FLOWMC_LIKE_EXAMPLE_QUICK="1", **cache),
+            work,
+        ),
+    }
+    for path in NOTEBOOKS:
+        jobs[f"notebook:{path.stem}"] = Job(
+            f"notebook:{path.stem}",
+            [sys.executable, "-m", "tests.background", "notebook", str(path)],
+            _environment(FLOWMC_LIKE_NOTEBOOK_QUICK="1", **cache),
+            REPO,
+        )
+    (work / "sharded").mkdir()
+    return jobs
+
+
+def jobs_for(nodeid: str, fixturenames: Sequence[str]) -> list[str]:
+    """The jobs a test needs: from its fixtures, or its name."""
+    needed = []
+    if "four_devices" in fixturenames:
+        needed.append("sharded_runs")
+    if "::test_multihost_simulation_runs" in nodeid:
+        needed.append("multihost")
+    if "::test_notebook_runs[" in nodeid:
+        needed.append("notebook:" + nodeid.split("[", 1)[1].rstrip("]"))
+    return needed
+
+
+_jobs: dict[str, Job] | None = None
+
+
+def jobs() -> dict[str, Job]:
+    global _jobs
+    if _jobs is None:
+        _jobs = _make_jobs()
+    return _jobs
+
+
+def start_jobs(names: Sequence[str]) -> None:
+    """Run the jobs ``names`` one after another in a daemon thread."""
+    if not names:
+        return
+    queue = [jobs()[name] for name in names]
+    threading.Thread(target=lambda: [job.run() for job in queue], daemon=True).start()
+
+
+def stop_jobs() -> None:
+    """Kill every job still running."""
+    for job in (_jobs or {}).values():
+        job.kill()
+
+
+def outcome(name: str) -> Outcome:
+    """Wait for the job ``name`` and return what it did."""
+    return jobs()[name].outcome()
+
+
+def _execute_notebook(path: Path) -> None:
+    """Execute a notebook with nbclient in a fresh kernel; raise on any cell error."""
+    import nbclient
+    import nbformat
+
+    notebook = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory() as workdir:
+        client = nbclient.NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": workdir}}
+        )
+        client.execute()  # raises CellExecutionError, naming the failing cell
+    errors = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "error"
+    ]
+    if errors:
+        raise RuntimeError(f"{path.name}: {errors}")
+    print(f"{path.name}: ok")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["notebook"] or len(sys.argv) != 3:
+        raise SystemExit("usage: python -m tests.background notebook PATH")
+    _execute_notebook(Path(sys.argv[2]))
