@@ -1,13 +1,13 @@
 """Subprocess checks that run in the background while the rest of the suite runs.
 
 Some tests only check what a separate process did: the tutorial notebooks, the 4-device
-sharded runs, the multi-host simulation. Each such process is a `Job`. When the selected
-tests need jobs, `start_jobs` (called by ``tests/conftest.py`` once collection is done) runs
-them one after another in a background thread, so they use the CPU time the main test
-process leaves idle (it is often single-threaded: tracing, numpy, ArviZ); the tests then
-only wait for their job's outcome. A job the background thread has not reached when its test
-asks for it simply runs then. Jobs get their own compilation cache directory: the main
-process's cache is not safe to share with a concurrent writer.
+sharded runs, the multi-host simulation, the benchmark driver's tiny run. Each such process
+is a `Job`. When the selected tests need jobs, `start_jobs` (called by ``tests/conftest.py``
+once collection is done) runs them one after another in a background thread, so they use
+the CPU time the main test process leaves idle (it is often single-threaded: tracing, numpy,
+ArviZ); the tests then only wait for their job's outcome. A job the background thread has
+not reached when its test asks for it simply runs then. Jobs get their own compilation
+cache directory: the main process's cache is not safe to share with a concurrent writer.
 
 ``python -m tests.background notebook PATH`` executes one notebook (the notebook job).
 """
@@ -100,6 +100,16 @@ def _make_jobs() -> dict[str, Job]:
             work,
         ),
     }
+    from tests.benchmarks.test_runner import TINY_RUN_ARGS
+
+    runner_dir = work / "benchmark_runner"
+    runner_dir.mkdir()
+    jobs["benchmark_runner"] = Job(
+        "benchmark_runner",
+        [sys.executable, "-m", "benchmarks.run", *TINY_RUN_ARGS],
+        _environment(),
+        runner_dir,
+    )
     for path in NOTEBOOKS:
         jobs[f"notebook:{path.stem}"] = Job(
             f"notebook:{path.stem}",
@@ -116,6 +126,8 @@ def jobs_for(nodeid: str, fixturenames: Sequence[str]) -> list[str]:
     needed = []
     if "four_devices" in fixturenames:
         needed.append("sharded_runs")
+    if "::test_tiny_run_writes_json_report_figures_and_docs" in nodeid:
+        needed.append("benchmark_runner")
     if "::test_multihost_simulation_runs" in nodeid:
         needed.append("multihost")
     if "::test_notebook_runs[" in nodeid:

@@ -9,6 +9,7 @@ from benchmarks import run
 from benchmarks.peers import Schedule
 from benchmarks.report import CONTINUOUS_COLUMNS, DISCRETE_COLUMNS, build_report, pass_fail
 from benchmarks.suites import FLOWMC_LIKE_TARGET_SETTINGS, SUITES, merged_overrides, skip_reason
+from tests import background
 
 TINY = [
     "--samplers",
@@ -35,13 +36,23 @@ TINY = [
 ]
 
 
+TINY_RUN_ARGS = [
+    *("--targets", "dual_moon_2d,ising_L4", *TINY),
+    *("--out", "tiny.json", "--docs", "--docs-dir", "docs"),
+]
+"""``python -m benchmarks.run`` arguments of the tiny run (a background job of
+tests/background.py, run in its own directory)."""
+
+
 @pytest.mark.slow
-def test_tiny_run_writes_json_report_figures_and_docs(tmp_path):
+def test_tiny_run_writes_json_report_figures_and_docs():
     pytest.importorskip("matplotlib")
+    job = background.jobs()["benchmark_runner"]
+    outcome = job.outcome()
+    assert outcome.returncode == 0, outcome.stdout[-3000:] + outcome.stderr[-3000:]
+    tmp_path = job.cwd
     out = tmp_path / "tiny.json"
     docs = tmp_path / "docs"
-    argv = ["--targets", "dual_moon_2d,ising_L4", *TINY, "--out", str(out), "--docs"]
-    assert run.main([*argv, "--docs-dir", str(docs)]) == 0
 
     payload = json.loads(out.read_text())
     meta, runs = payload["meta"], payload["runs"]

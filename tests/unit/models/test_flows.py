@@ -87,7 +87,7 @@ def far_points(params):
 
 
 @parametrize_models
-@pytest.mark.parametrize("n_dim", [1, 2, 3])
+@pytest.mark.parametrize("n_dim", [1, 3])  # one coordinate; an odd split (2-D: below)
 def test_change_of_variables_and_round_trip(model, n_dim):
     params = random_params(model, n_dim, seed=n_dim)
     xs = typical_points(params, jax.random.key(10 + n_dim))
