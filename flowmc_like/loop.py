@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree
 from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
-from flowmc_like.kernels.metropolis import mh_accept
+from flowmc_like.kernels.metropolis import mh_accept_with_uniform
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 
 __all__ = [
@@ -230,24 +230,20 @@ def run_global_phase(
     # under jax_enable_x64 with float32 positions); the chains' dtype wins.
     log_q_current = log_q_current.astype(current.log_prob.dtype)
 
-    def scan_chain(state, log_q, chain_proposals, chain_log_p, chain_log_q, chain_key, is_real):
+    def scan_chain(state, log_q, chain_proposals, chain_log_p, chain_log_q, uniforms, is_real):
         def one_move(carry, move):
             state, log_q = carry
-            proposal, log_p_new, log_q_new, move_key, move_is_real = move
+            proposal, log_p_new, log_q_new, uniform, move_is_real = move
             log_ratio = log_p_new - state.log_prob + log_q - log_q_new
             log_ratio = jnp.where(move_is_real, log_ratio, -jnp.inf)
-            state, info = mh_accept(move_key, log_ratio, GlobalState(proposal, log_p_new), state)
+            state, info = mh_accept_with_uniform(
+                uniform, log_ratio, GlobalState(proposal, log_p_new), state
+            )
             info = info._replace(is_nonfinite=info.is_nonfinite & move_is_real)
             log_q = jnp.where(info.is_accepted, log_q_new, log_q)
             return (state, log_q), (state, info)
 
-        moves = (
-            chain_proposals,
-            chain_log_p,
-            chain_log_q,
-            jax.random.split(chain_key, block_steps),
-            is_real,
-        )
+        moves = (chain_proposals, chain_log_p, chain_log_q, uniforms, is_real)
         (state, log_q), (states, infos) = jax.lax.scan(one_move, (state, log_q), moves)
         return state, log_q, states, infos
 
@@ -270,7 +266,8 @@ def run_global_phase(
             proposals.reshape(n_chains, block_steps, n_dim),
             log_p_proposed.reshape(n_chains, block_steps),
             log_q_proposed.reshape(n_chains, block_steps),
-            jax.random.split(block_key_accept, n_chains),
+            # every acceptance uniform of the block in one draw
+            jax.random.uniform(block_key_accept, (n_chains, block_steps), state.log_prob.dtype),
             is_real,
         )
         infos: StepInfo

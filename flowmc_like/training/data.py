@@ -13,6 +13,7 @@ __all__ = [
     "DrawBuffer",
     "append_draws",
     "init_buffer",
+    "random_order",
     "select_training_data",
     "split_training_data",
 ]
@@ -50,6 +51,25 @@ def append_draws(buffer: DrawBuffer, new_draws: Array) -> DrawBuffer:
     return DrawBuffer(draws=draws, n_filled=n_filled)
 
 
+def random_order(key: PRNGKey, shape: tuple[int, ...]) -> Array:
+    """Uniformly random permutations of ``range(shape[-1])``, one per leading index.
+
+    ``argsort`` of 32-bit random words: one draw and one sort, where
+    `jax.random.permutation` compiles several rounds of both (the compiled training step
+    stays small). Ties (probability below ``n**2 / 2**33``) keep index order.
+
+    Returns:
+        ``shape`` int32 array.
+    """
+    return jnp.argsort(jax.random.bits(key, shape), axis=-1).astype(jnp.int32)
+
+
+def _indices(bits: Array, low: Array | int, high: Array | int) -> Array:
+    """Integers in ``[low, high)`` from uint32 ``bits`` (modulo bias below ``(high-low)/2**32``)."""
+    span = jnp.asarray(high - low, dtype=jnp.uint32)
+    return (low + (bits % span).astype(jnp.int32)).astype(jnp.int32)
+
+
 def select_training_data(key: PRNGKey, buffer: DrawBuffer, n_examples: int) -> Array:
     """Resample ``n_examples`` draws uniformly, with replacement, from the filled part.
 
@@ -64,10 +84,10 @@ def select_training_data(key: PRNGKey, buffer: DrawBuffer, n_examples: int) -> A
         Training examples ``(n_examples, n_dim)``.
     """
     n_chains, window_size, _ = buffer.draws.shape
-    key_chain, key_time = jax.random.split(key)
-    chain_index = jax.random.randint(key_chain, (n_examples,), 0, n_chains)
+    chain_bits, time_bits = jax.random.bits(key, (2, n_examples))
     first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
-    time_index = jax.random.randint(key_time, (n_examples,), first_filled, window_size)
+    chain_index = _indices(chain_bits, 0, n_chains)
+    time_index = _indices(time_bits, first_filled, window_size)
     return buffer.draws[chain_index, time_index]
 
 
@@ -94,17 +114,18 @@ def split_training_data(
     """
     n_chains, window_size, _ = buffer.draws.shape
     n_training_chains = n_chains - n_held_out_chains
-    key_order, key_train, key_val = jax.random.split(key, 3)
-    order = jax.random.permutation(key_order, n_chains)
+    key_order, key_pick = jax.random.split(key)
+    order = random_order(key_order, (n_chains,))
     first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
+    # One draw of random words for every index (compiles once, not once per index set).
+    chain_bits, time_bits = jax.random.bits(key_pick, (2, n_examples + n_validation))
 
-    def resample(key: PRNGKey, chains: Array, n: int) -> Array:
-        key_chain, key_time = jax.random.split(key)
-        chain_index = chains[jax.random.randint(key_chain, (n,), 0, chains.shape[0])]
-        time_index = jax.random.randint(key_time, (n,), first_filled, window_size)
+    def resample(chains: Array, rows: slice) -> Array:
+        chain_index = chains[_indices(chain_bits[rows], 0, chains.shape[0])]
+        time_index = _indices(time_bits[rows], first_filled, window_size)
         return buffer.draws[chain_index, time_index]
 
     return (
-        resample(key_train, order[:n_training_chains], n_examples),
-        resample(key_val, order[n_training_chains:], n_validation),
+        resample(order[:n_training_chains], slice(0, n_examples)),
+        resample(order[n_training_chains:], slice(n_examples, None)),
     )

@@ -8,9 +8,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.flatten_util import ravel_pytree
 
 from flowmc_like._types import Array, PRNGKey
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
+from flowmc_like.training.data import random_order
 
 __all__ = [
     "ReverseKL",
@@ -23,15 +25,22 @@ __all__ = [
 
 
 class TrainState(NamedTuple):
-    """Model parameters and the optimiser state of their trainable part."""
+    """Model parameters and the optimiser state of their trainable part.
+
+    The optimiser works on the trainable leaves raveled into one vector
+    (`jax.flatten_util.ravel_pytree`), so ``opt_state`` holds ``(n_trainable,)`` arrays:
+    one fused update for all the parameters, instead of one per leaf, keeps the compiled
+    training step small.
+    """
 
     params: ModelParams
     opt_state: Any
 
 
 def init_train_state(params: ModelParams, optimizer: optax.GradientTransformation) -> TrainState:
-    """Wrap fresh model params with a fresh optimiser state."""
-    return TrainState(params=params, opt_state=optimizer.init(params.trainable))
+    """Wrap fresh model params with a fresh optimiser state (of the raveled trainable leaves)."""
+    flat_trainable, _ = ravel_pytree(params.trainable)
+    return TrainState(params=params, opt_state=optimizer.init(flat_trainable))
 
 
 def all_finite(tree: Any) -> Array:
@@ -164,8 +173,11 @@ def train_model(
     n_batches = n_examples // batch_size
     params = model.prepare(train_state.params, examples)
     frozen = params.frozen
+    # Every step below works on one parameter vector (see `TrainState`).
+    flat_trainable, unravel = ravel_pytree(params.trainable)
 
-    def loss_fn(trainable: Any, batch: Array, step_key: PRNGKey) -> tuple[Array, Array]:
+    def loss_fn(flat: Array, batch: Array, step_key: PRNGKey) -> tuple[Array, Array]:
+        trainable = unravel(flat)
         nll = negative_log_likelihood(model, trainable, frozen, batch)
         if reverse_kl is None:
             return nll, nll
@@ -183,42 +195,45 @@ def train_model(
         updates, opt_state = optimizer.update(grads, opt_state, trainable)
         return (optax.apply_updates(trainable, updates), opt_state), nll
 
-    def epoch_step(carry, epoch_key):
-        if reverse_kl is None:  # no per-step randomness: no extra RNG to compile
-            key_order, step_keys = epoch_key, jnp.zeros((n_batches,))
-        else:
-            key_order, key_steps = jax.random.split(epoch_key)
-            step_keys = jax.random.split(key_steps, n_batches)
-        order = jax.random.permutation(key_order, n_examples)[: n_batches * batch_size]
+    # Every epoch's shuffle (and the reverse-KL steps' keys) drawn at once, outside the loop.
+    if reverse_kl is None:  # no per-step randomness: no extra RNG to compile
+        key_order, step_keys = key, jnp.zeros((n_epochs, n_batches))
+    else:
+        key_order, key_steps = jax.random.split(key)
+        step_keys = jax.random.split(key_steps, (n_epochs, n_batches))
+    orders = random_order(key_order, (n_epochs, n_examples))[:, : n_batches * batch_size]
+
+    def epoch_step(carry, epoch_inputs):
+        order, epoch_step_keys = epoch_inputs
         batches = examples[order].reshape(n_batches, batch_size, n_dim)
         if batch_sharding is not None:
             batches = jax.lax.with_sharding_constraint(batches, batch_sharding)
-        carry, losses = jax.lax.scan(batch_step, carry, (batches, step_keys))
+        carry, losses = jax.lax.scan(batch_step, carry, (batches, epoch_step_keys))
         return carry, jnp.mean(losses)
 
-    epoch_keys = jax.random.split(key, n_epochs)
+    epoch_inputs = (orders, step_keys)
     if validation is None:
-        (trainable, opt_state), losses = jax.lax.scan(
-            epoch_step, (params.trainable, train_state.opt_state), epoch_keys
+        (flat_trainable, opt_state), losses = jax.lax.scan(
+            epoch_step, (flat_trainable, train_state.opt_state), epoch_inputs
         )
     else:
 
-        def validation_loss(trainable: Any) -> Array:
-            loss = negative_log_likelihood(model, trainable, frozen, validation)
+        def validation_loss(flat: Array) -> Array:
+            loss = negative_log_likelihood(model, unravel(flat), frozen, validation)
             return jnp.where(jnp.isfinite(loss), loss, jnp.inf)
 
-        def epoch_with_validation(carry, epoch_key):
+        def epoch_with_validation(carry, inputs):
             current, best, best_loss = carry
-            current, loss = epoch_step(current, epoch_key)
+            current, loss = epoch_step(current, inputs)
             current_loss = validation_loss(current[0])
             is_better = current_loss < best_loss
             best = jax.tree.map(lambda a, b: jnp.where(is_better, a, b), current, best)
             return (current, best, jnp.minimum(current_loss, best_loss)), loss
 
-        start = (params.trainable, train_state.opt_state)
-        (_, (trainable, opt_state), _), losses = jax.lax.scan(
-            epoch_with_validation, (start, start, validation_loss(start[0])), epoch_keys
+        start = (flat_trainable, train_state.opt_state)
+        (_, (flat_trainable, opt_state), _), losses = jax.lax.scan(
+            epoch_with_validation, (start, start, validation_loss(start[0])), epoch_inputs
         )
-    new_state = TrainState(params=ModelParams(trainable, frozen), opt_state=opt_state)
-    is_finite = jnp.all(jnp.isfinite(losses)) & all_finite(new_state.params)
+    new_state = TrainState(params=ModelParams(unravel(flat_trainable), frozen), opt_state=opt_state)
+    is_finite = jnp.all(jnp.isfinite(losses)) & all_finite(flat_trainable) & all_finite(frozen)
     return new_state, losses, is_finite
