@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from flowmc_like import _random as random
 from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree
 from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
 from flowmc_like.kernels.metropolis import mh_accept_with_uniform
@@ -84,7 +85,7 @@ class GlobalState(NamedTuple):
 
 BULK_NOISE_BYTES = 64 * 2**20
 """Largest noise array (all steps, all chains) drawn in one batch before a local phase; above
-it each step draws its own (same bits, less memory)."""
+it each step draws its own (less memory; other draws, from the same distribution)."""
 
 
 def _chain_first(x: Array) -> Array:
@@ -135,20 +136,26 @@ def run_local_phase(
         The new states, the new adaptation state and the `Trace` of the phase.
     """
     n_chains = states.position.shape[0]
-    keys = jax.random.split(key, (n_steps, n_chains))
-    noise_shape = jax.eval_shape(kernel.draw_noise, key, states.position[0])
-    noise_size = (
-        n_steps
-        * n_chains
-        * sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(noise_shape))
-    )
-    if noise_shape is not None and noise_size <= BULK_NOISE_BYTES:
-        # Every step's noise in one batched draw (the same bits per-step keys would give).
-        inputs = jax.vmap(jax.vmap(kernel.draw_noise), in_axes=(0, None))(keys, states.position)
-        step_chains = jax.vmap(kernel.step_with_noise, in_axes=(0, 0, None, None))
-    else:
-        inputs = keys
+    noise_shape = jax.eval_shape(kernel.draw_noise, key, states.position)
+    if noise_shape is None:  # the kernel draws inside `step`: one key per step and chain
+        inputs = jax.random.split(key, (n_steps, n_chains))
         step_chains = jax.vmap(kernel.step, in_axes=(0, 0, None, None))
+    else:
+        noise_size = n_steps * sum(
+            leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(noise_shape)
+        )
+        chains_with_noise = jax.vmap(kernel.step_with_noise, in_axes=(0, 0, None, None))
+        if noise_size <= BULK_NOISE_BYTES:  # every step's noise in one draw
+            inputs = kernel.draw_noise(key, states.position, n_steps)
+            step_chains = chains_with_noise
+        else:  # each step draws its own (other draws than in bulk, the same distribution)
+            inputs = jax.random.split(key, n_steps)
+
+            def step_chains(step_key, states, log_prob_fn, params):
+                noise = jax.tree.map(
+                    lambda leaf: leaf[0], kernel.draw_noise(step_key, states.position)
+                )
+                return chains_with_noise(noise, states, log_prob_fn, params)
 
     def one_step(carry, step_inputs):
         states, adapt_state = carry
@@ -224,7 +231,7 @@ def run_global_phase(
     n_blocks = -(-n_steps // block_steps)
     n_block_proposals = n_chains * block_steps
     batch_size = min(chunk_size, n_block_proposals)
-    key_propose, key_accept = jax.random.split(key)
+    n_uniforms = model.n_uniforms(n_dim)
     log_q_current = jax.vmap(model.log_prob, in_axes=(None, 0))(model_params, current.position)
     # The model may compute in another precision than the chains (e.g. float64 params
     # under jax_enable_x64 with float32 positions); the chains' dtype wins.
@@ -247,14 +254,34 @@ def run_global_phase(
         (state, log_q), (states, infos) = jax.lax.scan(one_move, (state, log_q), moves)
         return state, log_q, states, infos
 
-    def run_block(carry, block):
-        state, log_q = carry
-        block_index, block_key_propose, block_key_accept = block
+    def draw_block(block_key: PRNGKey, dtype: Any) -> tuple[Array, Array, Array]:
+        """A block's proposals, their ``log q`` and its accept uniforms.
+
+        Shapes ``(n_block_proposals, n_dim)``, ``(n_block_proposals,)`` and ``(n_chains,
+        block_steps)``: one random draw for the whole block when the model samples from
+        uniforms (each random call compiles its own copy of the hash function).
+        """
+        if n_uniforms is None:
+            key_propose, key_accept = jax.random.split(block_key)
+            proposals, log_q_proposed = jax.lax.map(
+                lambda k: model.sample_and_log_prob(model_params, k),
+                jax.random.split(key_propose, n_block_proposals),
+                batch_size=batch_size,
+            )
+            accept = jax.random.uniform(key_accept, (n_chains, block_steps), dtype)
+            return proposals, log_q_proposed, accept
+        uniform = random.uniform(block_key, (n_chains, block_steps, n_uniforms + 1), dtype)
         proposals, log_q_proposed = jax.lax.map(
-            lambda k: model.sample_and_log_prob(model_params, k),
-            jax.random.split(block_key_propose, n_block_proposals),
+            lambda u: model.sample_and_log_prob_from_uniform(model_params, u),
+            uniform[..., :n_uniforms].reshape(n_block_proposals, n_uniforms),
             batch_size=batch_size,
         )
+        return proposals, log_q_proposed, uniform[..., n_uniforms]
+
+    def run_block(carry, block):
+        state, log_q = carry
+        block_index, block_key = block
+        proposals, log_q_proposed, accept_uniforms = draw_block(block_key, state.log_prob.dtype)
         proposals = proposals.astype(state.position.dtype)
         log_p_proposed = jax.lax.map(log_prob_fn, proposals, batch_size=batch_size)
         log_p_proposed = log_p_proposed.astype(state.log_prob.dtype)
@@ -266,8 +293,7 @@ def run_global_phase(
             proposals.reshape(n_chains, block_steps, n_dim),
             log_p_proposed.reshape(n_chains, block_steps),
             log_q_proposed.reshape(n_chains, block_steps),
-            # every acceptance uniform of the block in one draw
-            jax.random.uniform(block_key_accept, (n_chains, block_steps), state.log_prob.dtype),
+            accept_uniforms,
             is_real,
         )
         infos: StepInfo
@@ -282,15 +308,9 @@ def run_global_phase(
         return (state, log_q), (trace, summary)
 
     if n_blocks == 1:
-        (final, _), (trace, summary) = run_block(
-            (current, log_q_current), (0, key_propose, key_accept)
-        )
+        (final, _), (trace, summary) = run_block((current, log_q_current), (0, key))
         return final, trace, summary
-    blocks = (
-        jnp.arange(n_blocks),
-        jax.random.split(key_propose, n_blocks),
-        jax.random.split(key_accept, n_blocks),
-    )
+    blocks = (jnp.arange(n_blocks), jax.random.split(key, n_blocks))
     (final, _), (traces, summaries) = jax.lax.scan(run_block, (current, log_q_current), blocks)
     n_kept = n_steps // thinning
     # (n_blocks, n_chains, kept per block, ...) -> (n_chains, n_kept, ...)

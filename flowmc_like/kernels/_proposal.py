@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import jax
 
+from flowmc_like._random import normal_from_uniform, uniform
 from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree
 from flowmc_like.kernels.base import AbstractLocalKernel, StepInfo
 from flowmc_like.kernels.metropolis import mh_accept_with_uniform
@@ -15,11 +16,13 @@ __all__ = ["AbstractProposalKernel", "StepNoise"]
 
 
 class StepNoise(NamedTuple):
-    """The randomness of one proposal-kernel step of one chain.
+    """The randomness of proposal-kernel steps.
+
+    Leading axes ``(n_steps, n_chains)`` as drawn, none for one step of one chain.
 
     Attributes:
-        proposal: ``(n_dim,)`` standard-normal draw of the proposal.
-        uniform: ``()`` uniform draw of the accept/reject decision.
+        proposal: ``(..., n_dim)`` standard-normal draws of the proposals.
+        uniform: ``(...)`` uniform draws of the accept/reject decisions.
     """
 
     proposal: Array
@@ -29,8 +32,8 @@ class StepNoise(NamedTuple):
 class AbstractProposalKernel(AbstractLocalKernel):
     """A kernel defined by a Gaussian proposal and its log acceptance ratio (MALA, RandomWalk).
 
-    A step's randomness is one standard-normal vector and one uniform (`draw_noise`), so the
-    local phase can draw all steps' noise in one batched call (`step_with_noise`).
+    A step's randomness is one standard-normal vector and one uniform per chain, drawn for
+    all chains at once by `draw_noise` and consumed by `step_with_noise`.
     """
 
     @abc.abstractmethod
@@ -49,18 +52,28 @@ class AbstractProposalKernel(AbstractLocalKernel):
         noise = jax.random.normal(key, position.shape, dtype=position.dtype)
         return self.propose_with_noise(noise, state, log_prob_fn, params)
 
-    def draw_noise(self, key: PRNGKey, position: Array) -> StepNoise:
-        """The normal vector and the uniform of one step (the same bits `step` would use)."""
-        key_propose, key_accept = jax.random.split(key)
+    def draw_noise(self, key: PRNGKey, positions: Array, n_steps: int = 1) -> StepNoise:
+        """The normal vectors and uniforms of ``n_steps`` steps of every chain, in one draw.
+
+        Args:
+            key: PRNG key.
+            positions: ``(n_chains, n_dim)`` current positions (for shape and dtype).
+            n_steps: number of steps.
+
+        Returns:
+            `StepNoise` with ``proposal (n_steps, n_chains, n_dim)`` and ``uniform (n_steps,
+            n_chains)``.
+        """
+        n_chains, n_dim = positions.shape
+        draws = uniform(key, (n_steps, n_chains, n_dim + 1), positions.dtype)
         return StepNoise(
-            proposal=jax.random.normal(key_propose, position.shape, dtype=position.dtype),
-            uniform=jax.random.uniform(key_accept, dtype=position.dtype),
+            proposal=normal_from_uniform(draws[..., :n_dim]), uniform=draws[..., n_dim]
         )
 
     def step_with_noise(
         self, noise: StepNoise, state: Any, log_prob_fn: LogProbFn, params: PyTree
     ) -> tuple[Any, StepInfo]:
-        """One transition of one chain from its drawn noise: propose, ratio, accept."""
+        """One transition of one chain from its noise (one row of `draw_noise`'s output)."""
         proposed = self.propose_with_noise(noise.proposal, state, log_prob_fn, params)
         log_ratio = self.log_acceptance_ratio(params, state, proposed)
         return mh_accept_with_uniform(noise.uniform, log_ratio, proposed, state)
@@ -68,7 +81,7 @@ class AbstractProposalKernel(AbstractLocalKernel):
     def step(
         self, key: PRNGKey, state: Any, log_prob_fn: LogProbFn, params: PyTree
     ) -> tuple[Any, StepInfo]:
-        """One transition of one chain: `draw_noise`, then `step_with_noise`.
+        """One transition of one chain: `draw_noise` (one step, one chain), `step_with_noise`.
 
         Args:
             key: PRNG key.
@@ -79,6 +92,7 @@ class AbstractProposalKernel(AbstractLocalKernel):
         Returns:
             The next state and its `StepInfo`.
         """
+        noise = self.draw_noise(key, state.position[None])
         return self.step_with_noise(
-            self.draw_noise(key, state.position), state, log_prob_fn, params
+            jax.tree.map(lambda leaf: leaf[0, 0], noise), state, log_prob_fn, params
         )

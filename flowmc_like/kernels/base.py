@@ -83,21 +83,24 @@ class AbstractLocalKernel(abc.ABC):
     ) -> tuple[Any, StepInfo]:
         """One transition of one chain; returns the new state and its `StepInfo`."""
 
-    def draw_noise(self, key: PRNGKey, position: Array) -> PyTree | None:
-        """All the randomness of one `step` of one chain, or None (the default).
+    def draw_noise(self, key: PRNGKey, positions: Array, n_steps: int = 1) -> PyTree | None:
+        """All the randomness of ``n_steps`` steps of every chain, or None (the default).
 
-        A kernel that returns a pytree here must implement `step_with_noise` so that
-        ``step(key, ...) == step_with_noise(draw_noise(key, position), ...)``. The local phase
-        then draws every step's noise for all chains in one batched call before its loop,
-        which makes each step several times cheaper on CPU; the draws are the same either way.
+        ``positions`` is ``(n_chains, n_dim)``; the noise is a pytree whose leaves have the
+        leading axes ``(n_steps, n_chains)``, drawn in one call (each random call compiles
+        its own generator, so fewer calls compile faster). A kernel that returns a pytree
+        here must implement `step_with_noise`, taking one step of one chain of it; the
+        local phase then draws the noise of all its steps before its loop, which also
+        makes each step several times cheaper on CPU. Kernels returning None get one key
+        per chain and step in `step`.
         """
-        del key, position
+        del key, positions, n_steps
         return None
 
     def step_with_noise(
         self, noise: PyTree, state: Any, log_prob_fn: LogProbFn, params: PyTree
     ) -> tuple[Any, StepInfo]:
-        """`step` with its randomness given (see `draw_noise`)."""
+        """`step` of one chain with its randomness given (one step and chain of `draw_noise`)."""
         raise NotImplementedError(f"{type(self).__name__} draws its noise inside step")
 
     def check_target(self, log_prob_fn: LogProbFn, positions: Array) -> None:

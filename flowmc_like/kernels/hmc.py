@@ -8,6 +8,7 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from flowmc_like import _random as random
 from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
 from flowmc_like.adaptation.base import AdaptationState
 from flowmc_like.adaptation.mass_matrix import windowed_mass_init, windowed_mass_update
@@ -21,7 +22,7 @@ from flowmc_like.adaptation.step_size import (
 from flowmc_like.kernels._utils import as_float_position, positive_finite_float, positive_int
 from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
 from flowmc_like.kernels.integrators import IntegratorState, leapfrog
-from flowmc_like.kernels.metropolis import mh_accept
+from flowmc_like.kernels.metropolis import mh_accept_with_uniform
 
 __all__ = ["HMC", "HMCParams", "HMCState"]
 
@@ -39,6 +40,20 @@ class HMCState(NamedTuple):
     position: Array
     log_prob: Array
     grad: Array
+
+
+class HMCNoise(NamedTuple):
+    """The randomness of HMC steps: leading axes ``(n_steps, n_chains)`` as drawn.
+
+    Attributes:
+        momentum: ``(..., n_dim)`` standard normals (the momentum before the mass scaling).
+        jitter: ``(...)`` uniform of the step-size jitter.
+        accept: ``(...)`` uniform of the accept/reject decision.
+    """
+
+    momentum: Array
+    jitter: Array
+    accept: Array
 
 
 class HMCParams(NamedTuple):
@@ -202,11 +217,40 @@ class HMC(AbstractLocalKernel):
         Returns:
             The next state and its `StepInfo`.
         """
-        key_momentum, key_accept, key_jitter = jax.random.split(key, 3)
-        momentum = self.sample_momentum(key_momentum, params, state.position)
+        noise = self.draw_noise(key, state.position[None])
+        return self.step_with_noise(
+            jax.tree.map(lambda leaf: leaf[0, 0], noise), state, log_prob_fn, params
+        )
+
+    def draw_noise(self, key: PRNGKey, positions: Array, n_steps: int = 1) -> HMCNoise:
+        """The momentum draws and uniforms of ``n_steps`` steps of every chain, in one draw.
+
+        Returns:
+            `HMCNoise` with ``momentum (n_steps, n_chains, n_dim)`` standard normals (scaled
+            by the mass in `step_with_noise`), ``jitter`` and ``accept`` ``(n_steps,
+            n_chains)`` uniforms.
+        """
+        n_chains, n_dim = positions.shape
+        draws = random.uniform(key, (n_steps, n_chains, n_dim + 2), positions.dtype)
+        return HMCNoise(
+            momentum=random.normal_from_uniform(draws[..., :n_dim]),
+            jitter=draws[..., n_dim],
+            accept=draws[..., n_dim + 1],
+        )
+
+    def step_with_noise(
+        self, noise: HMCNoise, state: HMCState, log_prob_fn: LogProbFn, params: HMCParams
+    ) -> tuple[HMCState, StepInfo]:
+        """One HMC transition of one chain with its randomness given (one step of `draw_noise`).
+
+        Momentum ``noise.momentum / sqrt(inverse_mass)``, step size jittered by the factor
+        ``1 + step_size_jitter * (2 jitter - 1)``, accepted iff ``accept < min(1, ratio)``.
+        """
+        inverse_mass = jnp.asarray(params.inverse_mass, dtype=state.position.dtype)
+        momentum = noise.momentum / jnp.sqrt(inverse_mass)
         trajectory_params = params
         if self.step_size_jitter > 0:
-            u = jax.random.uniform(key_jitter, (), params.step_size.dtype, -1.0, 1.0)
+            u = 2.0 * noise.jitter.astype(params.step_size.dtype) - 1.0
             trajectory_params = params._replace(
                 step_size=params.step_size * (1.0 + self.step_size_jitter * u)
             )
@@ -214,7 +258,7 @@ class HMC(AbstractLocalKernel):
             trajectory_params, state, momentum, log_prob_fn
         )
         log_ratio = self.log_acceptance_ratio(params, state, momentum, proposed, proposed_momentum)
-        return mh_accept(key_accept, log_ratio, proposed, state)
+        return mh_accept_with_uniform(noise.accept, log_ratio, proposed, state)
 
     def adaptation(
         self,

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flowmc_like import _random as random
 from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
 from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo, no_adaptation
 from flowmc_like.kernels.metropolis import acceptance_probability
@@ -33,6 +34,21 @@ class SiteFlipState(NamedTuple):
 
     position: Array
     log_prob: Array
+
+
+class SiteFlipNoise(NamedTuple):
+    """The randomness of sweeps: leading axes ``(n_steps, n_chains)`` as drawn, none for one.
+
+    Attributes:
+        order: ``(..., n_dim)`` int32, the order of the sites in the sweep (a permutation).
+        offsets: ``(..., n_dim)`` int32 in ``[1, K)``, the proposed category shift of each
+            site (``mode="metropolis"``; zeros for Gibbs).
+        uniforms: ``(..., n_dim)`` the accept (Metropolis) or inverse-CDF (Gibbs) uniforms.
+    """
+
+    order: Array
+    offsets: Array
+    uniforms: Array
 
 
 class SiteFlipParams(NamedTuple):
@@ -157,15 +173,45 @@ class SiteFlip(AbstractLocalKernel):
         Returns:
             The state after the sweep and its `StepInfo`.
         """
-        del params
-        n_dim = state.position.shape[0]
-        key_order, key_propose, key_accept = jax.random.split(key, 3)
-        order = jax.random.permutation(key_order, n_dim)
-        uniforms = jax.random.uniform(key_accept, (n_dim,), dtype=state.log_prob.dtype)
+        noise = self.draw_noise(key, state.position[None])
+        return self.step_with_noise(
+            jax.tree.map(lambda leaf: leaf[0, 0], noise), state, log_prob_fn, params
+        )
+
+    def draw_noise(self, key: PRNGKey, positions: Array, n_steps: int = 1) -> SiteFlipNoise:
+        """The site orders, category offsets and uniforms of ``n_steps`` sweeps of every chain.
+
+        One draw of ``3 n_dim`` random 32-bit words per sweep and chain: the order is the
+        argsort of ``n_dim`` of them (a uniformly random permutation; ties, below
+        ``n_dim**2 / 2**33``, keep index order, which any order of exact single-site updates
+        tolerates), the offsets ``1 + w mod (K - 1)`` (bias below ``K / 2**32``), the
+        uniforms ``floor(w / 2**8) / 2**24``.
+
+        Returns:
+            `SiteFlipNoise` with leaves ``(n_steps, n_chains, n_dim)``.
+        """
+        n_chains, n_dim = positions.shape
+        words = random.bits(key, (n_steps, n_chains, 3, n_dim))
+        order = jnp.argsort(words[..., 0, :], axis=-1).astype(jnp.int32)
         if self.mode == "metropolis":
-            offsets = jax.random.randint(key_propose, (n_dim,), 1, self.n_categories)
+            span = np.uint32(self.n_categories - 1)
+            offsets = (1 + words[..., 1, :] % span).astype(jnp.int32)
         else:
-            offsets = jnp.zeros((n_dim,), dtype=jnp.int32)
+            offsets = jnp.zeros(order.shape, jnp.int32)
+        uniforms = (words[..., 2, :] >> np.uint32(8)).astype(float) * 2.0**-24
+        return SiteFlipNoise(order, offsets, uniforms)
+
+    def step_with_noise(
+        self,
+        noise: SiteFlipNoise,
+        state: SiteFlipState,
+        log_prob_fn: LogProbFn,
+        params: SiteFlipParams,
+    ) -> tuple[SiteFlipState, StepInfo]:
+        """One sweep of one chain with its randomness given (one sweep of `draw_noise`)."""
+        del params
+        order, offsets = noise.order, noise.offsets
+        uniforms = noise.uniforms.astype(state.log_prob.dtype)
         update = self._metropolis_update if self.mode == "metropolis" else self._gibbs_update
 
         def one_site(current: SiteFlipState, inputs: tuple[Array, Array, Array]):

@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flowmc_like._random import normal_from_uniform
+from flowmc_like._random import uniform as random_uniform
 from flowmc_like._types import Array, ArrayLike, PRNGKey, PyTree, Space
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 from flowmc_like.models.masks import alternating_masks
@@ -260,10 +262,25 @@ class AbstractCouplingFlow(AbstractGlobalModel):
     def sample_and_log_prob(self, params: ModelParams, key: PRNGKey) -> tuple[Array, Array]:
         """One draw ``x (n_dim,)`` and ``log q(x) ()`` from one forward pass.
 
-        ``z ~ N(0, I)`` in the dtype of ``params.frozen``; ``log q(x) = log N(z) - log|dx/dz|``.
+        ``z ~ N(0, I)`` in the dtype of ``params.frozen`` (by `sample_and_log_prob_from_uniform`
+        from ``n_dim`` uniform draws); ``log q(x) = log N(z) - log|dx/dz|``.
         """
         n_dim = self._n_dim(params)
-        z = jax.random.normal(key, (n_dim,), dtype=params.frozen.mean.dtype)
+        uniform = random_uniform(key, (n_dim,), params.frozen.mean.dtype)
+        return self.sample_and_log_prob_from_uniform(params, uniform)
+
+    def n_uniforms(self, n_dim: int) -> int:
+        """``n_dim``: one uniform per coordinate of the base draw ``z``."""
+        return n_dim
+
+    def sample_and_log_prob_from_uniform(
+        self, params: ModelParams, uniform: Array
+    ) -> tuple[Array, Array]:
+        """The draw whose base point is ``z = Phi^{-1}(uniform)``, ``uniform (n_dim,)`` in [0, 1).
+
+        ``z`` is computed in the dtype of ``params.frozen``.
+        """
+        z = normal_from_uniform(jnp.asarray(uniform).astype(params.frozen.mean.dtype))
         x, log_det = self.forward_and_log_det(params, z)
         return x, standard_normal_log_prob(z) - log_det
 

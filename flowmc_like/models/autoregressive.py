@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flowmc_like._random import gumbel_from_uniform
 from flowmc_like._types import Array, ArrayLike, PRNGKey, PyTree, Space
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 from flowmc_like.models.masks import made_direct_mask, made_masks
@@ -314,6 +315,23 @@ class Autoregressive(AbstractGlobalModel):
         """
         return self._sample(params, key, self._sample_sites_incremental)
 
+    def n_uniforms(self, n_dim: int) -> int:
+        """``(n_dim + symmetric) * K``: the uniforms behind the Gumbel draws of one event."""
+        return (n_dim + int(self.symmetric)) * self.n_categories
+
+    def sample_and_log_prob_from_uniform(
+        self, params: ModelParams, uniform: Array
+    ) -> tuple[Array, Array]:
+        """`sample_and_log_prob` with the Gumbel draws ``-log(-log u)`` of ``uniform``.
+
+        Args:
+            params: the params.
+            uniform: ``(n_uniforms,)`` draws in [0, 1).
+        """
+        uniform = jnp.asarray(uniform).astype(self._dtype(params))
+        gumbel = gumbel_from_uniform(uniform).reshape(-1, self.n_categories)
+        return self._sample_from_gumbel(params, gumbel, self._sample_sites_incremental)
+
     def _sample_and_log_prob_naive(self, params: ModelParams, key: PRNGKey) -> tuple[Array, Array]:
         """Reference sampler: ``n_dim`` full forward passes. Same draws as the fast one."""
         return self._sample(params, key, self._sample_sites_naive)
@@ -326,6 +344,13 @@ class Autoregressive(AbstractGlobalModel):
         n_dim, k = self._n_dim(params), self.n_categories
         n_rows = n_dim + 1 if self.symmetric else n_dim
         gumbel = jax.random.gumbel(key, (n_rows, k), dtype=self._dtype(params))
+        return self._sample_from_gumbel(params, gumbel, sample_sites)
+
+    def _sample_from_gumbel(
+        self, params: ModelParams, gumbel: Array, sample_sites: _SiteSampler
+    ) -> tuple[Array, Array]:
+        """The event of the Gumbel draws ``(n_dim + symmetric, K)`` and its ``log q``."""
+        n_dim, k = self._n_dim(params), self.n_categories
         s, log_q = sample_sites(params, gumbel[:n_dim])
         if not self.symmetric:
             return s, log_q

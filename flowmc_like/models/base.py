@@ -46,3 +46,20 @@ class AbstractGlobalModel(abc.ABC):
     @abc.abstractmethod
     def sample_and_log_prob(self, params: ModelParams, key: PRNGKey) -> tuple[Array, Array]:
         """One draw ``(n_dim,)`` and its ``log q`` ``()`` in one pass."""
+
+    def n_uniforms(self, n_dim: int) -> int | None:
+        """How many ``U[0, 1)`` draws `sample_and_log_prob_from_uniform` uses per event.
+
+        None (the default) means the model only samples from a key. A model that gives a
+        number lets the global phase draw the randomness of all its proposals (and of their
+        accept/reject decisions) in one call, which compiles much faster than one random
+        call per proposal.
+        """
+        del n_dim
+        return None
+
+    def sample_and_log_prob_from_uniform(
+        self, params: ModelParams, uniform: Array
+    ) -> tuple[Array, Array]:
+        """`sample_and_log_prob` with its randomness given: ``uniform (n_uniforms,)`` in [0, 1)."""
+        raise NotImplementedError(f"{type(self).__name__} samples from a key only")

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from flowmc_like import _random as random
 from flowmc_like._types import Array, PRNGKey
 
 __all__ = [
@@ -61,7 +62,7 @@ def random_order(key: PRNGKey, shape: tuple[int, ...]) -> Array:
     Returns:
         ``shape`` int32 array.
     """
-    return jnp.argsort(jax.random.bits(key, shape), axis=-1).astype(jnp.int32)
+    return jnp.argsort(random.bits(key, shape), axis=-1).astype(jnp.int32)
 
 
 def _indices(bits: Array, low: Array | int, high: Array | int) -> Array:
@@ -84,7 +85,7 @@ def select_training_data(key: PRNGKey, buffer: DrawBuffer, n_examples: int) -> A
         Training examples ``(n_examples, n_dim)``.
     """
     n_chains, window_size, _ = buffer.draws.shape
-    chain_bits, time_bits = jax.random.bits(key, (2, n_examples))
+    chain_bits, time_bits = random.bits(key, (2, n_examples))
     first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
     chain_index = _indices(chain_bits, 0, n_chains)
     time_index = _indices(time_bits, first_filled, window_size)
@@ -118,7 +119,7 @@ def split_training_data(
     order = random_order(key_order, (n_chains,))
     first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
     # One draw of random words for every index (compiles once, not once per index set).
-    chain_bits, time_bits = jax.random.bits(key_pick, (2, n_examples + n_validation))
+    chain_bits, time_bits = random.bits(key_pick, (2, n_examples + n_validation))
 
     def resample(chains: Array, rows: slice) -> Array:
         chain_index = chains[_indices(chain_bits[rows], 0, chains.shape[0])]

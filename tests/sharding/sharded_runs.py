@@ -164,6 +164,33 @@ def ising_figures(devices) -> dict:
     }
 
 
+def bulk_draws_sharding_invariant(devices) -> bool:
+    """The phases' Philox draws (local noise, global blocks) are the same on 1 and 4 devices.
+
+    Shapes as in the local phase ``(n_steps, n_chains, n_dim + 1)`` and the global phase
+    ``(n_chains, block_steps, n + 1)``, split along the chain axis.
+    """
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from flowmc_like import _random
+
+    mesh = Mesh(np.array(devices), ("chains",))
+    key = jax.random.key(11)
+    same = True
+    for shape, spec in (
+        ((5, 16, 4), PartitionSpec(None, "chains")),
+        ((16, 7, 4), PartitionSpec("chains")),
+    ):
+        sharding = NamedSharding(mesh, spec)
+        for draw in (_random.uniform, _random.bits):
+            sharded = jax.jit(
+                lambda k, draw=draw, shape=shape: draw(k, shape), out_shardings=sharding
+            )
+            single = jax.jit(lambda k, draw=draw, shape=shape: draw(k, shape))
+            same &= bool(np.array_equal(np.asarray(sharded(key)), np.asarray(single(key))))
+    return same
+
+
 def main(out_dir: Path) -> None:
     devices = jax.devices()
     findings: dict = {"n_devices": len(devices)}
@@ -183,6 +210,7 @@ def main(out_dir: Path) -> None:
         np.max(np.abs(first.samples - one_device.samples))
     )
     findings["ising_4_devices"] = ising_figures(devices)
+    findings["bulk_draws_sharding_invariant"] = bulk_draws_sharding_invariant(devices)
 
     try:
         fm.Sampler(MIXTURE.log_prob, n_dim=3, n_chains=10, devices=devices)

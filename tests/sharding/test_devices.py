@@ -119,6 +119,11 @@ def test_four_and_one_device_means_agree(four_devices):
     assert np.max(np.abs(z)) < Z_BOUND, z
 
 
+def test_bulk_random_draws_do_not_depend_on_the_sharding(four_devices):
+    """The phases' one-call Philox draws split over 4 devices equal the 1-device ones."""
+    assert four_devices["bulk_draws_sharding_invariant"] is True
+
+
 @pytest.mark.slow
 @pytest.mark.statistical
 def test_sharded_ising_matches_enumeration(four_devices):
