@@ -11,7 +11,9 @@ the uniforms into normals or Gumbel draws here.
 Keys are still split with `jax.random.split` (Threefry), so every phase and every loop gets
 its own independent Philox stream from the user's key; the same key gives the same draws
 on a given platform and JAX version. Philox is not vmapped anywhere (JAX's batching rule
-for ``RngBitGenerator`` does not keep the per-key streams): draw one array instead.
+for ``RngBitGenerator`` draws a vmapped batch from its first key): draw one array instead.
+The per-key public methods (a kernel's ``step``, a model's ``sample_and_log_prob``) keep
+`jax.random`, which is consistent under `jax.vmap`, and apply the same transforms.
 """
 
 from __future__ import annotations

@@ -29,6 +29,12 @@ class StepNoise(NamedTuple):
     uniform: Array
 
 
+def _noise_from_uniform(draws: Array) -> StepNoise:
+    """`StepNoise` from uniforms ``(..., n_dim + 1)``: normals by inverse CDF, last column."""
+    n_dim = draws.shape[-1] - 1
+    return StepNoise(proposal=normal_from_uniform(draws[..., :n_dim]), uniform=draws[..., n_dim])
+
+
 class AbstractProposalKernel(AbstractLocalKernel):
     """A kernel defined by a Gaussian proposal and its log acceptance ratio (MALA, RandomWalk).
 
@@ -65,10 +71,7 @@ class AbstractProposalKernel(AbstractLocalKernel):
             n_chains)``.
         """
         n_chains, n_dim = positions.shape
-        draws = uniform(key, (n_steps, n_chains, n_dim + 1), positions.dtype)
-        return StepNoise(
-            proposal=normal_from_uniform(draws[..., :n_dim]), uniform=draws[..., n_dim]
-        )
+        return _noise_from_uniform(uniform(key, (n_steps, n_chains, n_dim + 1), positions.dtype))
 
     def step_with_noise(
         self, noise: StepNoise, state: Any, log_prob_fn: LogProbFn, params: PyTree
@@ -81,7 +84,10 @@ class AbstractProposalKernel(AbstractLocalKernel):
     def step(
         self, key: PRNGKey, state: Any, log_prob_fn: LogProbFn, params: PyTree
     ) -> tuple[Any, StepInfo]:
-        """One transition of one chain: `draw_noise` (one step, one chain), `step_with_noise`.
+        """One transition of one chain: its noise drawn from ``key``, then `step_with_noise`.
+
+        The noise is transformed as in `draw_noise` from ``n_dim + 1`` uniforms drawn with
+        `jax.random.uniform` (per-key draws, consistent under `jax.vmap`).
 
         Args:
             key: PRNG key.
@@ -92,7 +98,6 @@ class AbstractProposalKernel(AbstractLocalKernel):
         Returns:
             The next state and its `StepInfo`.
         """
-        noise = self.draw_noise(key, state.position[None])
-        return self.step_with_noise(
-            jax.tree.map(lambda leaf: leaf[0, 0], noise), state, log_prob_fn, params
-        )
+        position = state.position
+        draws = jax.random.uniform(key, (position.shape[0] + 1,), dtype=position.dtype)
+        return self.step_with_noise(_noise_from_uniform(draws), state, log_prob_fn, params)

@@ -56,6 +56,16 @@ class HMCNoise(NamedTuple):
     accept: Array
 
 
+def _noise_from_uniform(draws: Array) -> HMCNoise:
+    """`HMCNoise` from uniforms ``(..., n_dim + 2)`` (normals by inverse CDF)."""
+    n_dim = draws.shape[-1] - 2
+    return HMCNoise(
+        momentum=random.normal_from_uniform(draws[..., :n_dim]),
+        jitter=draws[..., n_dim],
+        accept=draws[..., n_dim + 1],
+    )
+
+
 class HMCParams(NamedTuple):
     """Adaptable HMC parameters.
 
@@ -217,10 +227,9 @@ class HMC(AbstractLocalKernel):
         Returns:
             The next state and its `StepInfo`.
         """
-        noise = self.draw_noise(key, state.position[None])
-        return self.step_with_noise(
-            jax.tree.map(lambda leaf: leaf[0, 0], noise), state, log_prob_fn, params
-        )
+        position = state.position
+        draws = jax.random.uniform(key, (position.shape[0] + 2,), dtype=position.dtype)
+        return self.step_with_noise(_noise_from_uniform(draws), state, log_prob_fn, params)
 
     def draw_noise(self, key: PRNGKey, positions: Array, n_steps: int = 1) -> HMCNoise:
         """The momentum draws and uniforms of ``n_steps`` steps of every chain, in one draw.
@@ -231,11 +240,8 @@ class HMC(AbstractLocalKernel):
             n_chains)`` uniforms.
         """
         n_chains, n_dim = positions.shape
-        draws = random.uniform(key, (n_steps, n_chains, n_dim + 2), positions.dtype)
-        return HMCNoise(
-            momentum=random.normal_from_uniform(draws[..., :n_dim]),
-            jitter=draws[..., n_dim],
-            accept=draws[..., n_dim + 1],
+        return _noise_from_uniform(
+            random.uniform(key, (n_steps, n_chains, n_dim + 2), positions.dtype)
         )
 
     def step_with_noise(

@@ -173,10 +173,8 @@ class SiteFlip(AbstractLocalKernel):
         Returns:
             The state after the sweep and its `StepInfo`.
         """
-        noise = self.draw_noise(key, state.position[None])
-        return self.step_with_noise(
-            jax.tree.map(lambda leaf: leaf[0, 0], noise), state, log_prob_fn, params
-        )
+        words = jax.random.bits(key, (3, state.position.shape[0]))
+        return self.step_with_noise(self._noise_from_words(words), state, log_prob_fn, params)
 
     def draw_noise(self, key: PRNGKey, positions: Array, n_steps: int = 1) -> SiteFlipNoise:
         """The site orders, category offsets and uniforms of ``n_steps`` sweeps of every chain.
@@ -191,7 +189,10 @@ class SiteFlip(AbstractLocalKernel):
             `SiteFlipNoise` with leaves ``(n_steps, n_chains, n_dim)``.
         """
         n_chains, n_dim = positions.shape
-        words = random.bits(key, (n_steps, n_chains, 3, n_dim))
+        return self._noise_from_words(random.bits(key, (n_steps, n_chains, 3, n_dim)))
+
+    def _noise_from_words(self, words: Array) -> SiteFlipNoise:
+        """`SiteFlipNoise` from uint32 words ``(..., 3, n_dim)`` (see `draw_noise`)."""
         order = jnp.argsort(words[..., 0, :], axis=-1).astype(jnp.int32)
         if self.mode == "metropolis":
             span = np.uint32(self.n_categories - 1)

@@ -31,7 +31,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowmc_like._random import normal_from_uniform
-from flowmc_like._random import uniform as random_uniform
 from flowmc_like._types import Array, ArrayLike, PRNGKey, PyTree, Space
 from flowmc_like.models.base import AbstractGlobalModel, ModelParams
 from flowmc_like.models.masks import alternating_masks
@@ -262,11 +261,11 @@ class AbstractCouplingFlow(AbstractGlobalModel):
     def sample_and_log_prob(self, params: ModelParams, key: PRNGKey) -> tuple[Array, Array]:
         """One draw ``x (n_dim,)`` and ``log q(x) ()`` from one forward pass.
 
-        ``z ~ N(0, I)`` in the dtype of ``params.frozen`` (by `sample_and_log_prob_from_uniform`
-        from ``n_dim`` uniform draws); ``log q(x) = log N(z) - log|dx/dz|``.
+        ``z ~ N(0, I)`` in the dtype of ``params.frozen`` (`sample_and_log_prob_from_uniform`
+        of ``n_dim`` `jax.random.uniform` draws); ``log q(x) = log N(z) - log|dx/dz|``.
         """
         n_dim = self._n_dim(params)
-        uniform = random_uniform(key, (n_dim,), params.frozen.mean.dtype)
+        uniform = jax.random.uniform(key, (n_dim,), dtype=params.frozen.mean.dtype)
         return self.sample_and_log_prob_from_uniform(params, uniform)
 
     def n_uniforms(self, n_dim: int) -> int:

@@ -55,13 +55,16 @@ def _standard_normal(x):
     return -0.5 * jnp.sum(x**2)
 
 
-def test_step_is_step_with_drawn_noise():
+def test_step_is_step_with_its_per_key_noise():
+    """``step(key)`` = ``step_with_noise`` of the noise made from ``jax.random.uniform(key)``."""
+    from flowmc_like.kernels._proposal import _noise_from_uniform
+
     kernel = fm.MALA(step_size=0.5)
     state = kernel.init(jnp.array([0.3, -0.2]), _banana)
     params = kernel.init_params(2)
     key = jax.random.key(7)
     via_step = kernel.step(key, state, _banana, params)
-    noise = jax.tree.map(lambda leaf: leaf[0, 0], kernel.draw_noise(key, state.position[None]))
+    noise = _noise_from_uniform(jax.random.uniform(key, (3,)))
     via_noise = kernel.step_with_noise(noise, state, _banana, params)
     for a, b in zip(jax.tree.leaves(via_step), jax.tree.leaves(via_noise), strict=True):
         np.testing.assert_array_equal(a, b)
