@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 
 from flowmc_like import _random as random
@@ -115,11 +114,13 @@ def split_training_data(
     """
     n_chains, window_size, _ = buffer.draws.shape
     n_training_chains = n_chains - n_held_out_chains
-    key_order, key_pick = jax.random.split(key)
-    order = random_order(key_order, (n_chains,))
+    n_picks = n_examples + n_validation
+    # One draw of random words for the chain order and every index (each random call
+    # compiles its own generator); the order is the argsort of the first n_chains words.
+    words = random.bits(key, (n_chains + 2 * n_picks,))
+    order = jnp.argsort(words[:n_chains]).astype(jnp.int32)
+    chain_bits, time_bits = words[n_chains:].reshape(2, n_picks)
     first_filled = window_size - jnp.maximum(buffer.n_filled, 1)
-    # One draw of random words for every index (compiles once, not once per index set).
-    chain_bits, time_bits = random.bits(key_pick, (2, n_examples + n_validation))
 
     def resample(chains: Array, rows: slice) -> Array:
         chain_index = chains[_indices(chain_bits[rows], 0, chains.shape[0])]
