@@ -29,7 +29,7 @@ from jax import dtypes
 
 from flowmc_like._types import Array, PRNGKey
 
-__all__ = ["bits", "gumbel_from_uniform", "normal", "normal_from_uniform", "uniform"]
+__all__ = ["bits", "gumbel_from_uniform", "normal_from_uniform", "uniform"]
 
 
 def _philox_state(key: PRNGKey) -> Array:
@@ -67,11 +67,6 @@ def uniform(key: PRNGKey, shape: Sequence[int], dtype: Any = float) -> Array:
     one = jnp.asarray(1.0, dtype).view(word_dtype)
     fraction = jax.lax.shift_right_logical(words, np.array(n_bits - n_mantissa, word_dtype))
     return jax.lax.bitcast_convert_type(fraction | one, dtype) - jnp.asarray(1.0, dtype)
-
-
-def normal(key: PRNGKey, shape: Sequence[int], dtype: Any = float) -> Array:
-    """Standard normal draws of ``shape`` from one Philox draw (`normal_from_uniform`)."""
-    return normal_from_uniform(uniform(key, shape, dtype))
 
 
 def normal_from_uniform(uniform: Array) -> Array:

@@ -162,9 +162,12 @@ class HMC(AbstractLocalKernel):
 
     def sample_momentum(self, key: PRNGKey, params: HMCParams, position: Array) -> Array:
         """Draw ``p ~ N(0, M)`` with ``M = diag(1 / inverse_mass)``; shape ``(n_dim,)``."""
-        inverse_mass = jnp.asarray(params.inverse_mass, dtype=position.dtype)
         noise = jax.random.normal(key, position.shape, dtype=position.dtype)
-        return noise / jnp.sqrt(inverse_mass)
+        return self.momentum_from_normal(params, noise)
+
+    def momentum_from_normal(self, params: HMCParams, noise: Array) -> Array:
+        """``p = noise / sqrt(inverse_mass)`` ~ ``N(0, M)`` from standard normals ``(n_dim,)``."""
+        return noise / jnp.sqrt(jnp.asarray(params.inverse_mass, dtype=noise.dtype))
 
     def kinetic_energy(self, params: HMCParams, momentum: Array) -> Array:
         """``K(p) = 0.5 * sum(inverse_mass * p^2)``; shape ``()``."""
@@ -252,8 +255,7 @@ class HMC(AbstractLocalKernel):
         Momentum ``noise.momentum / sqrt(inverse_mass)``, step size jittered by the factor
         ``1 + step_size_jitter * (2 jitter - 1)``, accepted iff ``accept < min(1, ratio)``.
         """
-        inverse_mass = jnp.asarray(params.inverse_mass, dtype=state.position.dtype)
-        momentum = noise.momentum / jnp.sqrt(inverse_mass)
+        momentum = self.momentum_from_normal(params, noise.momentum.astype(state.position.dtype))
         trajectory_params = params
         if self.step_size_jitter > 0:
             u = 2.0 * noise.jitter.astype(params.step_size.dtype) - 1.0
