@@ -88,7 +88,9 @@ def _library_phase(
     kernel = fm.MALA()
     adaptation = kernel.adaptation(n_dim, n_steps)
 
-    def library_phase(key: jax.Array, st: Any, p: Any) -> Any:
+    def library_phase(key: jax.Array, st: Any, p: Any, is_adapting: Any) -> Any:
+        # is_adapting is an argument of the compiled phase, as in Sampler.run (a constant
+        # here would let XLA drop the adaptation update from the step)
         st, _, trace = run_local_phase(
             kernel,
             adaptation,
@@ -98,7 +100,7 @@ def _library_phase(
             st,
             adaptation.init(p),
             p,
-            jnp.asarray(False),
+            jnp.asarray(is_adapting),
         )
         return st, trace
 
@@ -149,8 +151,10 @@ def measure_cost_sweep(
         states = jax.jit(jax.vmap(lambda x, lp=log_prob: kernel.init(x, lp)))(x0)
         phase_jit = jax.jit(_library_phase(log_prob, 10, n_steps))
         bare_jit = jax.jit(_bare_scan(log_prob, n_steps))
-        jax.block_until_ready((phase_jit(key, states, params), bare_jit(x0)))
-        t_phase = _median_seconds(lambda f=phase_jit, s=states: f(key, s, params), repeats)
+        jax.block_until_ready((phase_jit(key, states, params, np.asarray(False)), bare_jit(x0)))
+        t_phase = _median_seconds(
+            lambda f=phase_jit, s=states: f(key, s, params, np.asarray(False)), repeats
+        )
         t_bare = _median_seconds(lambda f=bare_jit: f(x0), repeats)
         rows.append(
             {
@@ -196,8 +200,8 @@ def measure_target(
 
     key = jax.random.key(1)
     phase_jit = jax.jit(library_phase)
-    jax.block_until_ready(phase_jit(key, states, params))
-    t_phase = _median_seconds(lambda: phase_jit(key, states, params), repeats)
+    jax.block_until_ready(phase_jit(key, states, params, np.asarray(False)))
+    t_phase = _median_seconds(lambda: phase_jit(key, states, params, np.asarray(False)), repeats)
     kernel_scan_jit = jax.jit(kernel_scan)
     bare_scan_jit = jax.jit(bare_scan)
     step_jit = jax.jit(step_all)
