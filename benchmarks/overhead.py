@@ -24,9 +24,21 @@ call and as the median of ``--repeats`` calls, each ended by ``block_until_ready
   ``Sampler.run`` jits), ``n_steps`` steps with the params frozen, trace recorded; it draws
   every step's noise in one batched call before its loop. Divided by ``n_steps`` and compared
   with the bare ``scan``. This is the headline ratio: the cost of a local step as a run pays it.
+  ``is_adapting`` is an argument of the compiled phase, as in a run, so the step carries the
+  adaptation update as it does in ``Sampler.run``.
 - ``call``: the same step (resp. value_and_grad) as its own jitted function called
   ``n_calls`` times from Python; per call, dispatch included. This is what a Python loop
   over steps would pay and is not how the Sampler runs its local phase (it scans).
+
+Two references put the ratio in context, both scanned like ``phase``:
+
+- ``minimal``: the least a MALA step can do (`_minimal_mala_scan`): noise drawn before the
+  loop, one value_and_grad, both proposal densities, accept, record; nothing else. Its ratio
+  to the bare evaluation is the floor of any MALA implementation on this machine: the XLA
+  CPU runtime pays a fixed cost per loop iteration and per kernel, which a 1-4 us target
+  does not hide.
+- ``blackjax``: blackjax's ``mala`` kernel vmapped over the chains (per-chain keys split
+  every step), the way blackjax users run it; skipped if blackjax is not installed.
 
 The start is the target's initial box (``U[-5, 5]^d``, key 0); the step size is MALA's
 initial 0.1. Timings do not depend on acceptance (both branches of the accept are computed).
@@ -76,6 +88,62 @@ def _bare_scan(log_prob: Callable[[jax.Array], jax.Array], n_steps: int) -> Call
         return jax.lax.scan(body, (x, jnp.zeros((), x.dtype)), None, length=n_steps)[0]
 
     return bare_scan
+
+
+def _minimal_mala_scan(
+    log_prob: Callable[[jax.Array], jax.Array], n_steps: int, step_size: float
+) -> Callable[..., Any]:
+    """The least a MALA step can do, written directly: the floor for any MALA implementation.
+
+    Every step's normal noise and log-uniform are drawn before the loop; the body proposes,
+    evaluates the target and its gradient once (vmapped over the chains), computes both
+    proposal densities, accepts and records position, log density and acceptance. No
+    adaptation, no non-finite handling, no other bookkeeping.
+    """
+    value_and_grad = jax.vmap(jax.value_and_grad(log_prob))
+    half_h2 = 0.5 * step_size**2
+
+    def minimal_scan(x: jax.Array, noise: jax.Array, log_uniform: jax.Array) -> Any:
+        def body(carry: Any, inputs: Any) -> tuple[Any, Any]:
+            x, log_p, grad = carry
+            xi, log_u = inputs
+            y = x + half_h2 * grad + step_size * xi
+            log_p_y, grad_y = value_and_grad(y)
+            log_q_forward = -jnp.sum((y - x - half_h2 * grad) ** 2, -1)
+            log_q_reverse = -jnp.sum((x - y - half_h2 * grad_y) ** 2, -1)
+            log_ratio = log_p_y - log_p + (log_q_reverse - log_q_forward) / (2 * step_size**2)
+            accept = log_u < log_ratio
+            x = jnp.where(accept[:, None], y, x)
+            log_p = jnp.where(accept, log_p_y, log_p)
+            grad = jnp.where(accept[:, None], grad_y, grad)
+            return (x, log_p, grad), (x, log_p, accept)
+
+        return jax.lax.scan(body, (x, *value_and_grad(x)), (noise, log_uniform))
+
+    return minimal_scan
+
+
+def _blackjax_mala_scan(
+    log_prob: Callable[[jax.Array], jax.Array], n_steps: int, n_chains: int, step_size: float
+) -> Callable[..., Any] | None:
+    """blackjax's MALA kernel vmapped over the chains in a ``lax.scan``; None without blackjax.
+
+    blackjax's ``step_size`` is ``h^2 / 2`` in flowmc_like's convention (same proposal).
+    """
+    try:
+        import blackjax
+    except ImportError:
+        return None
+    mala = blackjax.mala(log_prob, 0.5 * step_size**2)
+
+    def blackjax_scan(key: jax.Array, x: jax.Array) -> Any:
+        def body(st: Any, k: jax.Array) -> tuple[Any, Any]:
+            st, info = jax.vmap(mala.step)(jax.random.split(k, n_chains), st)
+            return st, (st.position, st.logdensity, info.is_accepted)
+
+        return jax.lax.scan(body, jax.vmap(mala.init)(x), jax.random.split(key, n_steps))
+
+    return blackjax_scan
 
 
 def _library_phase(
@@ -212,6 +280,20 @@ def measure_target(
     t_kernel_scan = _median_seconds(lambda: kernel_scan_jit(key, states, params), repeats)
     t_bare_scan = _median_seconds(lambda: bare_scan_jit(x0), repeats)
 
+    step_size = float(params.step_size)
+    key_noise, key_uniform = jax.random.split(jax.random.key(2))
+    noise = jax.random.normal(key_noise, (n_steps, *x0.shape), x0.dtype)
+    log_uniform = jnp.log(jax.random.uniform(key_uniform, (n_steps, n_chains), x0.dtype))
+    minimal_jit = jax.jit(_minimal_mala_scan(log_prob, n_steps, step_size))
+    jax.block_until_ready(minimal_jit(x0, noise, log_uniform))
+    t_minimal = _median_seconds(lambda: minimal_jit(x0, noise, log_uniform), repeats)
+    blackjax_scan = _blackjax_mala_scan(log_prob, n_steps, n_chains, step_size)
+    t_blackjax = None
+    if blackjax_scan is not None:
+        blackjax_jit = jax.jit(blackjax_scan)
+        jax.block_until_ready(blackjax_jit(key, x0))
+        t_blackjax = _median_seconds(lambda: blackjax_jit(key, x0), repeats)
+
     call_keys = list(jax.random.split(key, n_calls))
 
     def kernel_calls() -> Any:
@@ -240,7 +322,10 @@ def measure_target(
         "bare_us_scan": 1e6 * t_bare_scan / n_steps,
         "kernel_us_call": 1e6 * t_kernel_call / n_calls,
         "bare_us_call": 1e6 * t_bare_call / n_calls,
+        "minimal_us_scan": 1e6 * t_minimal / n_steps,
+        "blackjax_us_scan": None if t_blackjax is None else 1e6 * t_blackjax / n_steps,
     }
+    rec["ratio_minimal"] = rec["minimal_us_scan"] / rec["bare_us_scan"]
     rec["ratio_phase"] = rec["phase_us"] / rec["bare_us_scan"]
     rec["ratio_scan"] = rec["kernel_us_scan"] / rec["bare_us_scan"]
     rec["ratio_call"] = rec["kernel_us_call"] / rec["bare_us_call"]
@@ -278,14 +363,20 @@ def markdown_table(result: dict[str, Any]) -> str:
     """The overhead table (microseconds per step of all chains, and ratios)."""
     lines = [
         "| target | d | bare v&g us (scan) | local phase us/step | ratio (phase) | "
+        "minimal MALA us (scan) | ratio (minimal) | blackjax MALA us (scan) | "
         "MALA step us (scan) | ratio (scan) | "
         "MALA step us (per call) | bare v&g us (per call) | ratio (per call) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in result["rows"]:
+        minimal = r.get("minimal_us_scan")
+        blackjax_us = r.get("blackjax_us_scan")
         lines.append(
             f"| {r['target']} | {r['n_dim']} | {r['bare_us_scan']:.1f} | {r['phase_us']:.1f} | "
-            f"{r['ratio_phase']:.2f} | {r['kernel_us_scan']:.1f} | {r['ratio_scan']:.2f} | "
+            f"{r['ratio_phase']:.2f} | "
+            + ("n/a | n/a" if minimal is None else f"{minimal:.1f} | {r['ratio_minimal']:.2f}")
+            + (" | n/a" if blackjax_us is None else f" | {blackjax_us:.1f}")
+            + f" | {r['kernel_us_scan']:.1f} | {r['ratio_scan']:.2f} | "
             f"{r['kernel_us_call']:.1f} | "
             f"{r['bare_us_call']:.1f} | {r['ratio_call']:.2f} |"
         )

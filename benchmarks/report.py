@@ -481,7 +481,12 @@ def build_report(
             "params) over one bare `jax.vmap(jax.value_and_grad(log_prob))` on the same chains. "
             f"`scan`: {st.get('n_steps', '?')} steps inside one jitted `lax.scan`, per step "
             "(dispatch excluded); `per call`: one jitted call per step from Python (dispatch "
-            "included). The ideal ratio is 1. See `benchmarks/overhead.py`.",
+            "included). The ideal ratio is 1. `local phase`: the library's local phase as "
+            "`Sampler.run` compiles it (noise drawn before the loop, adaptation switch and trace "
+            "included). `minimal MALA`: the least a MALA step can do, written directly (noise "
+            "drawn before the loop, one value_and_grad, both proposal densities, accept, record); "
+            "its ratio is the floor for any MALA implementation here. `blackjax MALA`: "
+            "`blackjax.mala` vmapped over the chains. See `benchmarks/overhead.py`.",
             "",
             overhead_md,
         ]
