@@ -1098,7 +1098,7 @@ class _PhaseCompiler:
     """
 
     def __init__(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 1))
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
         self._futures: dict[str, concurrent.futures.Future[Any]] = {}
 
     def __enter__(self) -> _PhaseCompiler:
