@@ -268,10 +268,11 @@ class Sampler:
             disables it. Default 0.2.
         local_in_latent_space: run the local kernel on ``z = T^{-1}(x)``, the target seen
             through the current flow ``T`` (the trained flow as a preconditioner). It helps
-            when the target's local scale varies or its shape is curved or ill-conditioned
-            (funnels, banana-shaped ridges, strongly correlated Gaussians); each local step
-            then also costs a pass through the flow. Needs a continuous flow model. Default
-            False.
+            when the target's local scale varies or it is ill-conditioned (funnels,
+            strongly correlated Gaussians); each local step then also costs a pass through
+            the flow. The kernel then only reaches what the flow has learned: for a ridge
+            with heavy tails (Rosenbrock) keep it off and use HMC (see the docs' "Hard
+            targets"). Needs a continuous flow model. Default False.
         thinning: keep every ``thinning``-th draw of each local and global phase (steps
             ``thinning - 1, 2 * thinning - 1, ...``; at most ``n_local_steps`` and
             ``n_global_steps``). It divides the memory the draws take on the device and in
