@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
+from benchmarks.peers.flowmc_like_peer import build_component
+from benchmarks.suites import CURVED
 from flowmc_like.testing.mcse import mean_z_scores
 
 pytestmark = pytest.mark.statistical
@@ -28,15 +30,9 @@ def rosenbrock(x):
 
 
 def curved_ridge_recipe() -> dict:
-    """docs/hard_targets.md, "curved ridge, heavy tails" (benchmarks/suites.py ``CURVED``)."""
-    return {
-        "local_kernel": fm.HMC(n_leapfrog=20),
-        "global_model": fm.RealNVP(whiten=True),
-        "n_training_loops": 60,
-        "n_window_loops": 20,
-        "n_local_steps": 25,
-        "n_global_steps": 50,
-    }
+    """docs/hard_targets.md, "curved ridge, heavy tails": the benchmark suite's ``CURVED``
+    settings (HMC in x-space, a whitened RealNVP, a 20-loop training window, ...), built."""
+    return {key: build_component(value, None) for key, value in CURVED.items()}
 
 
 @pytest.mark.slow
