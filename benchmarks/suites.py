@@ -65,7 +65,8 @@ CURVED = {
     "global_model": {"name": "RealNVP", "kwargs": {"whiten": True}},
     "n_training_loops": 60,
     "n_window_loops": 20,
-    **MULTIMODAL,
+    "n_local_steps": 25,
+    "n_global_steps": 50,
 }
 """docs/hard_targets.md: a curved ridge with heavy tails -> HMC in x-space (its trajectories
 follow the ridge into tails the flow has not learned; run through the flow, the local kernel
