@@ -485,7 +485,10 @@ def build_report(
             "`Sampler.run` compiles it (noise drawn before the loop, adaptation switch and trace "
             "included). `minimal MALA`: the least a MALA step can do, written directly (noise "
             "drawn before the loop, one value_and_grad, both proposal densities, accept, record); "
-            "its ratio is the floor for any MALA implementation here. `blackjax MALA`: "
+            "its ratio is the floor for any MALA implementation here, before its random draws. "
+            "`noise draw`: the library's bulk draw of every step's noise (normals and accept "
+            "uniforms), per step; `minimal + draw` is the floor with the draws counted. "
+            "`blackjax MALA`: "
             "`blackjax.mala` vmapped over the chains. See `benchmarks/overhead.py`.",
             "",
             overhead_md,

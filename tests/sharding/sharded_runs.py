@@ -165,7 +165,7 @@ def ising_figures(devices) -> dict:
 
 
 def bulk_draws_sharding_invariant(devices) -> bool:
-    """The phases' Philox draws (local noise, global blocks) are the same on 1 and 4 devices.
+    """The phases' bulk draws (local noise, global blocks) are the same on 1 and 4 devices.
 
     Shapes as in the local phase ``(n_steps, n_chains, n_dim + 1)`` and the global phase
     ``(n_chains, block_steps, n + 1)``, split along the chain axis.

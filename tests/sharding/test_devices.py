@@ -120,7 +120,7 @@ def test_four_and_one_device_means_agree(four_devices):
 
 
 def test_bulk_random_draws_do_not_depend_on_the_sharding(four_devices):
-    """The phases' one-call Philox draws split over 4 devices equal the 1-device ones."""
+    """The phases' one-call generator draws split over 4 devices equal the 1-device ones."""
     assert four_devices["bulk_draws_sharding_invariant"] is True
 
 
