@@ -200,12 +200,14 @@ def run_worker(
         return rec
 
 
-def run_overhead(n_chains: int, timeout: float) -> dict[str, Any]:
+def run_overhead(n_chains: int, timeout: float, cost_sweep: bool = True) -> dict[str, Any]:
     """`benchmarks.overhead` in its own process; its JSON result (``ok`` False on failure)."""
     with tempfile.TemporaryDirectory(prefix="bench_oh_") as tmp:
         out = Path(tmp) / "overhead.json"
         cmd = [sys.executable, "-m", "benchmarks.overhead", "--n-chains", str(n_chains)]
         cmd += ["--json", str(out)]
+        if not cost_sweep:
+            cmd.append("--no-cost-sweep")
         env = dict(os.environ)
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
         try:
@@ -478,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     overhead = None
     if do_overhead:
         print("[overhead] local-step overhead tool ...", file=sys.stderr, flush=True)
-        overhead = run_overhead(CONTINUOUS_N_CHAINS, args.timeout)
+        cost_sweep = suite.overhead_cost_sweep if suite else True
+        overhead = run_overhead(CONTINUOUS_N_CHAINS, args.timeout, cost_sweep)
         if not overhead.get("ok"):
             notes.append(f"overhead tool FAILED: {str(overhead.get('error'))[-300:]}")
     wall = time.time() - t_suite

@@ -115,6 +115,8 @@ class Suite:
         overrides: ``{(sampler, target): {keyword: value}}`` for single runs.
         samplers: samplers run by default (each on the targets it supports).
         run_overhead: run `benchmarks.overhead` once, in its own process.
+        overhead_cost_sweep: include the overhead tool's logistic-regression cost sweep
+            (about 25 s).
         discrete_n_chains: chains of every sampler on the lattice cases.
     """
 
@@ -127,6 +129,7 @@ class Suite:
     overrides: dict[tuple[str, str], dict[str, Any]] = dataclasses.field(default_factory=dict)
     samplers: tuple[str, ...] = ALL_SAMPLERS
     run_overhead: bool = True
+    overhead_cost_sweep: bool = True
     discrete_n_chains: int = DISCRETE_N_CHAINS
 
 
@@ -145,6 +148,8 @@ SUITES: dict[str, Suite] = {
         seeds=(0,),
         count_evals=False,
         schedule=dict(QUICK_SCHEDULE),
+        # The sweep would take 25 of the quick suite's 10 minutes; the full suite has it.
+        overhead_cost_sweep=False,
     ),
     "full": Suite(
         name="full",

@@ -144,6 +144,24 @@ def test_suites_and_settings():
     assert merged_overrides("wolff", "ising_L4", None, {}, {})["n_updates"] > 0
 
 
+@pytest.mark.parametrize("cost_sweep", [True, False])
+def test_run_overhead_passes_the_cost_sweep_switch(monkeypatch, cost_sweep):
+    commands = []
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        out = cmd[cmd.index("--json") + 1]
+        with open(out, "w") as f:
+            json.dump({"targets": [], "cost_sweep": []}, f)
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr(run.subprocess, "run", fake_run)
+    rec = run.run_overhead(32, 60.0, cost_sweep)
+    assert rec["ok"] is True
+    assert ("--no-cost-sweep" in commands[0]) is not cost_sweep
+    assert SUITES["full"].overhead_cost_sweep and not SUITES["quick"].overhead_cost_sweep
+
+
 def test_build_component_from_spec():
     import flowmc_like as fm
     from benchmarks.peers.flowmc_like_peer import build_component
