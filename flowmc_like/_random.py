@@ -36,7 +36,11 @@ __all__ = ["bits", "gumbel_from_uniform", "normal_from_uniform", "uniform"]
 
 
 def _generator_state(key: PRNGKey) -> Array:
-    """The ``(4,)`` uint32 generator state (key words, then zero counter words) of a JAX key."""
+    """The ``(4,)`` uint32 generator state of a JAX key.
+
+    XLA's Threefry reads the state as a 64-bit key then a 64-bit starting counter: a 2-word
+    (threefry) key fills the key and starts the counter at zero; a 4-word (rbg) key fills both.
+    """
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     words = jnp.ravel(key).astype(jnp.uint32)
