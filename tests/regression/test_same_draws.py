@@ -5,10 +5,12 @@ import pytest
 
 from tests.regression.reference_runs import CASES, REFERENCE_FILE, pinned_arrays
 
-# Float arrays may differ by XLA rounding when a refactor changes how operations fuse; the
-# pinned runs are short enough that such rounding cannot flip an accept/reject decision
-# without showing up as a far larger difference.
-RELATIVE_TOLERANCE = 1e-6
+# Accept/reject decisions and discrete draws must match exactly. Float arrays may differ by
+# XLA rounding: its CPU code generation depends on the processor (vector width, fused
+# multiply-add), and the same run on two x86-64 machines differs by up to about 5e-6 relative;
+# a refactor that fuses operations differently does the same. Such rounding cannot flip an
+# accept/reject decision in these short runs without showing up as a far larger difference.
+RELATIVE_TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
