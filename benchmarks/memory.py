@@ -47,7 +47,7 @@ def measure(config: dict) -> dict:
     import numpy as np
 
     import flowmc_like as fm
-    from flowmc_like.loop import GlobalState, run_global_phase
+    from flowmc_like.phases import GlobalState, run_global_phase
 
     def log_prob(x):
         return -0.5 * jnp.sum(x**2)

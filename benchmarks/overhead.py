@@ -20,7 +20,7 @@ call and as the median of ``--repeats`` calls, each ended by ``block_until_ready
   carry moves the positions by ``1e-6 * grad`` and accumulates the values (so nothing is
   loop-invariant or dead code). Dispatch overhead is excluded from both: this is the cost of
   the kernel's own arithmetic (noise, proposal density, accept/reject, key splitting).
-- ``phase``: the library's own local phase, `flowmc_like.loop.run_local_phase` (what
+- ``phase``: the library's own local phase, `flowmc_like.phases.run_local_phase` (what
   ``Sampler.run`` jits), ``n_steps`` steps with the params frozen, trace recorded; it draws
   every step's noise in one batched call before its loop. Divided by ``n_steps`` and compared
   with the bare ``scan``. This is the headline ratio: the cost of a local step as a run pays it.
@@ -155,9 +155,9 @@ def _blackjax_mala_scan(
 def _library_phase(
     log_prob: Callable[[jax.Array], jax.Array], n_dim: int, n_steps: int
 ) -> Callable[..., Any]:
-    """`flowmc_like.loop.run_local_phase` with ``fm.MALA()``, params frozen."""
+    """`flowmc_like.phases.run_local_phase` with ``fm.MALA()``, params frozen."""
     import flowmc_like as fm
-    from flowmc_like.loop import run_local_phase
+    from flowmc_like.phases import run_local_phase
 
     kernel = fm.MALA()
     adaptation = kernel.adaptation(n_dim, n_steps)

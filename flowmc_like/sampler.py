@@ -29,7 +29,7 @@ from flowmc_like.config import SamplerConfig
 from flowmc_like.kernels.base import AbstractLocalKernel
 from flowmc_like.kernels.mala import MALA
 from flowmc_like.kernels.site_flip import SiteFlip
-from flowmc_like.loop import (
+from flowmc_like.phases import (
     GlobalState,
     Trace,
     init_kernel_states,

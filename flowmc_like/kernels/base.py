@@ -63,7 +63,7 @@ class AbstractLocalKernel(abc.ABC):
     """A Markov kernel that updates one chain and leaves the target invariant.
 
     Concrete kernels are frozen dataclasses; every method works on ONE chain and is
-    vmapped over chains by `flowmc_like.loop` only.
+    vmapped over chains by `flowmc_like.phases` only.
     """
 
     space: ClassVar[Space]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-from flowmc_like.loop import GlobalState, global_block_size, run_global_phase
+from flowmc_like.phases import GlobalState, global_block_size, run_global_phase
 from tests.statistical.stub_models import StudentTModel
 
 N_DIM = 4

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-from flowmc_like.loop import GlobalState, run_global_phase
+from flowmc_like.phases import GlobalState, run_global_phase
 from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
 from tests.statistical.stub_models import MissingDensityModel, NaNRegionGaussian, StudentTModel
 

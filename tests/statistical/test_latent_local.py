@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-from flowmc_like.loop import GlobalState, run_latent_local_phase
+from flowmc_like.phases import GlobalState, run_latent_local_phase
 from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
 from tests.conftest import TINY
 from tests.unit.models.test_flows import perturb

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-from flowmc_like import loop
+from flowmc_like import phases as loop
 
 
 def _banana(x):
