@@ -10,51 +10,11 @@ from typing import Any
 import numpy as np
 
 from flowmc_like.adapters.pytree import PositionSpec
+from flowmc_like.exporters import arviz as arviz_export
+from flowmc_like.exporters import plotting
+from flowmc_like.records import History, LoopOutput
 
-__all__ = ["History", "SamplerResult"]
-
-
-@dataclasses.dataclass(frozen=True)
-class History:
-    """Per-loop record of a run, training loops first, then production loops.
-
-    Attributes:
-        is_training: ``(n_loops,)`` bool, true for training loops.
-        loss: ``(n_loops, n_epochs)`` mean training loss per epoch (NaN where nothing was
-            trained: production loops, local-only runs, discarded updates keep their losses).
-        local_acceptance: ``(n_loops,)`` mean local acceptance probability over chains and steps.
-        global_acceptance: ``(n_loops,)`` mean global acceptance probability (NaN if no model).
-        step_size: ``(n_loops,)`` the kernel's step size (or scale) used in that loop's last step.
-        training_discarded: ``(n_loops,)`` bool, true where the training update was non-finite
-            and the previous model was kept.
-        local_nonfinite: ``(n_loops,)`` int, local proposals (over all chains) rejected
-            because the target's log density, or the move's log ratio, was NaN or infinite.
-        global_nonfinite: ``(n_loops,)`` int, the same for global proposals (a NaN or
-            infinite target or model density).
-    """
-
-    is_training: np.ndarray
-    loss: np.ndarray
-    local_acceptance: np.ndarray
-    global_acceptance: np.ndarray
-    step_size: np.ndarray
-    training_discarded: np.ndarray
-    local_nonfinite: np.ndarray
-    global_nonfinite: np.ndarray
-
-    @property
-    def n_training_discarded(self) -> int:
-        """How many training loops had their update discarded."""
-        return int(np.sum(self.training_discarded))
-
-    @property
-    def n_nonfinite_rejected(self) -> int:
-        """How many proposals, local and global, were rejected for a non-finite value."""
-        return int(np.sum(self.local_nonfinite) + np.sum(self.global_nonfinite))
-
-    def as_dict(self) -> dict[str, np.ndarray]:
-        """The fields as a plain dict of numpy arrays."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+__all__ = ["History", "SamplerResult", "assemble_result"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,9 +118,19 @@ class SamplerResult:
             dims ``(chain, draw, ...)`` and ``sample_stats`` variables ``lp``, ``accepted``
             and ``is_global``.
         """
-        from flowmc_like.adapters.arviz import to_inference_data
-
-        return to_inference_data(self, var_names)
+        has_warmup = self.flat_warmup_samples.shape[1] > 0
+        return arviz_export.to_inference_data(
+            _named_draws(self, self.flat_samples, var_names),
+            {"lp": self.log_prob, "accepted": self.is_accepted, "is_global": self.is_global},
+            _named_draws(self, self.flat_warmup_samples, var_names) if has_warmup else None,
+            {
+                "lp": self.warmup_log_prob,
+                "accepted": self.warmup_is_accepted,
+                "is_global": self.warmup_is_global,
+            }
+            if has_warmup
+            else None,
+        )
 
     def summary(self, var_names: list[str] | tuple[str, ...] | None = None, **kwargs: Any) -> Any:
         """``arviz.summary`` of the production draws (mean, sd, hdi, ess_bulk, ess_tail, r_hat).
@@ -172,9 +142,7 @@ class SamplerResult:
         Returns:
             A pandas DataFrame.
         """
-        from flowmc_like.adapters.arviz import summarize
-
-        return summarize(self.to_arviz(var_names), **kwargs)
+        return arviz_export.summarize(self.to_arviz(var_names), **kwargs)
 
     def plot_diagnostics(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Training loss, local and global acceptance and step size per loop, in one figure.
@@ -188,6 +156,84 @@ class SamplerResult:
         Returns:
             The ``matplotlib.figure.Figure``.
         """
-        from flowmc_like.adapters.plotting import plot_history
+        return plotting.plot_history(self.history, path)
 
-        return plot_history(self.history, path)
+
+def _subset(
+    named: dict[str, np.ndarray], var_names: list[str] | tuple[str, ...] | None, where: str
+) -> dict[str, np.ndarray]:
+    """``named`` restricted to ``var_names`` (all of it for None); unknown names raise."""
+    if var_names is None:
+        return named
+    unknown = [name for name in var_names if name not in named]
+    if unknown:
+        raise ValueError(f"var_names {unknown} are not in the {where}; known: {list(named)}")
+    return {name: named[name] for name in var_names}
+
+
+def _named_draws(
+    result: SamplerResult, flat: np.ndarray, var_names: list[str] | tuple[str, ...] | None
+) -> dict[str, np.ndarray]:
+    """Flat draws ``(n_chains, n_draws, n_dim)`` as ``{name: draws}`` for ArviZ."""
+    spec = result.position_spec
+    if result.constrain is not None:  # a PPL model: its own names, constrained values
+        return _subset(result.constrain(flat), var_names, "model")
+    if not spec.is_pytree:
+        if var_names is None:
+            return {"x": flat}
+        names = list(var_names)
+        if len(names) != spec.n_dim or len(set(names)) != len(names):
+            raise ValueError(
+                f"var_names must hold {spec.n_dim} distinct names, one per dimension; got {names}"
+            )
+        return {name: flat[..., i] for i, name in enumerate(names)}
+    return _subset(spec.split_leaves(flat), var_names, "positions")
+
+
+def _stack(loops: list[LoopOutput], field: str, empty: np.ndarray) -> np.ndarray:
+    """One `Trace` field of ``loops`` joined along the draw axis (``empty`` if no loops)."""
+    if not loops:
+        return empty
+    return np.concatenate([getattr(output.trace, field) for output in loops], axis=1)
+
+
+def _stack_is_global(loops: list[LoopOutput], n_chains: int) -> np.ndarray:
+    if not loops:
+        return np.zeros((n_chains, 0), bool)
+    flags = np.concatenate([output.is_global for output in loops])
+    return np.broadcast_to(flags, (n_chains, flags.size)).copy()
+
+
+def assemble_result(
+    *,
+    outputs: list[LoopOutput],
+    n_training_loops: int,
+    spec: PositionSpec,
+    constrain: Callable[[Any], dict[str, np.ndarray]] | None,
+    kernel_params: Any,
+    model_params: Any,
+    timings: dict[str, float],
+) -> SamplerResult:
+    """The `SamplerResult` of a run from its loops' outputs (training loops first)."""
+    warm, prod = outputs[:n_training_loops], outputs[n_training_loops:]
+    n_chains, _, n_dim = outputs[0].trace.position.shape
+    dtype = outputs[0].trace.position.dtype
+    no_draws = np.zeros((n_chains, 0))
+    return SamplerResult(
+        flat_samples=_stack(prod, "position", no_draws),
+        log_prob=_stack(prod, "log_prob", no_draws),
+        is_accepted=_stack(prod, "is_accepted", no_draws.astype(bool)),
+        is_global=_stack_is_global(prod, n_chains),
+        flat_warmup_samples=_stack(warm, "position", np.zeros((n_chains, 0, n_dim), dtype)),
+        warmup_log_prob=_stack(warm, "log_prob", np.zeros((n_chains, 0), float)),
+        warmup_is_accepted=_stack(warm, "is_accepted", np.zeros((n_chains, 0), bool)),
+        warmup_is_global=_stack_is_global(warm, n_chains),
+        local_acceptance=np.mean([output.local_acceptance for output in prod], axis=0),
+        global_acceptance=np.mean([output.global_acceptance for output in prod], axis=0),
+        history=History.from_records([output.record for output in outputs]),
+        timings=timings,
+        kernel_params=kernel_params,
+        model_params=model_params,
+        position_spec=spec,
+        constrain=constrain,
+    )

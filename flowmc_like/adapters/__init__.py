@@ -1,1 +1,1 @@
-"""Adapters between user inputs (pytrees, log densities) and ArviZ."""
+"""Inbound adapters: user positions (pytrees) and PPL models (numpyro, PyMC) as flat targets."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flowmc_like.adapters.arviz import ess_bulk
+from flowmc_like.exporters.arviz import ess_bulk
 
 __all__ = ["mean_z_scores", "variance_z_scores"]
 

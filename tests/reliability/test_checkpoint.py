@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-import flowmc_like.checkpoint as checkpoint_module
+import flowmc_like.checkpoint.files as checkpoint_module
 from tests.reliability import checkpoint_run
 
 REPO = Path(__file__).resolve().parents[2]

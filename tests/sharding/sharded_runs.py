@@ -16,8 +16,8 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 import flowmc_like as fm
-from flowmc_like import checkpoint as checkpoint_module
-from flowmc_like.adapters.arviz import ess_bulk
+from flowmc_like.checkpoint import files as checkpoint_module
+from flowmc_like.exporters.arviz import ess_bulk
 from flowmc_like.testing.lattice import BETA_C, compute_observables, enumerate_lattice, make_ising
 from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
 from flowmc_like.testing.targets import two_mode_mixture
@@ -94,12 +94,12 @@ def identical(a: fm.SamplerResult, b: fm.SamplerResult) -> bool:
 
 def sharding_findings(sampler: fm.Sampler, x0: jax.Array) -> dict:
     """Where the chains' states and the phases' outputs live (4 devices, P('chains'))."""
-    prepared = sampler._prepare_run(jax.random.key(0), x0)
+    prepared = sampler._prepare(jax.random.key(0), x0)
     position = prepared.initial_state.states.position
-    local_outputs = prepared.phases.local.output_shardings
+    local_outputs = prepared.programs.local.output_shardings
     states_out, _, trace_out = local_outputs[:3]
-    global_states, global_trace, _ = prepared.phases.global_.output_shardings
-    train_state_out = prepared.phases.train.output_shardings[1]
+    global_states, global_trace, _ = prepared.programs.global_.output_shardings
+    train_state_out = prepared.programs.train.output_shardings[1]
     return {
         "n_devices_holding_positions": len(position.sharding.device_set),
         "position_spec": str(position.sharding.spec),

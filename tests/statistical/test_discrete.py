@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-from flowmc_like.adapters.arviz import ess_bulk
+from flowmc_like.exporters.arviz import ess_bulk
 from flowmc_like.testing.lattice import (
     BETA_C,
     compute_observables,

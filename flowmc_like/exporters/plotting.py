@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from flowmc_like.result import History
+    from flowmc_like.records import History
 
 __all__ = ["plot_history"]
 

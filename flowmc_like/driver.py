@@ -1,0 +1,216 @@
+"""Driving a prepared run: the Python loop over loops, its timing, progress and discard policy.
+
+Each loop calls the compiled programs (local phase, global phase, training), brings the
+loop's draws and statistics to the host as a `LoopOutput`, keeps the model's update only if
+training stayed finite, and hands the loop to the checkpoint (if any) and the progress bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from flowmc_like.compiler import PreparedRun
+from flowmc_like.config import SamplerConfig
+from flowmc_like.programs import LoopState
+from flowmc_like.records import LoopOutput, LoopRecord, RunProgress, loop_output
+from flowmc_like.result import SamplerResult, assemble_result
+
+__all__ = ["LoopObserver", "drive", "run_loops"]
+
+logger = logging.getLogger(__name__)
+
+
+class LoopObserver(Protocol):
+    """What `run_loops` tells after every loop (`flowmc_like.checkpoint.run.RunCheckpoint`)."""
+
+    def loop_done(
+        self, loop_index: int, output: LoopOutput, state: LoopState, progress: RunProgress
+    ) -> None:
+        """Loop ``loop_index`` finished with ``output``; the next one starts from ``state``."""
+
+
+def drive(
+    prepared: PreparedRun,
+    config: SamplerConfig,
+    state: LoopState,
+    progress: RunProgress,
+    observer: LoopObserver | None,
+    constrain: Callable[[Any], dict[str, np.ndarray]] | None,
+    start: float,
+) -> SamplerResult:
+    """Run the remaining loops (`run_loops`) and assemble the `SamplerResult`.
+
+    Args:
+        prepared: the compiled run.
+        config: the run's settings.
+        state: the state the next loop starts from.
+        progress: the loops finished so far (none for a new run).
+        observer: told of every finished loop (the checkpoint), or None.
+        constrain: the PPL model's map to constrained values, or None.
+        start: ``time.perf_counter()`` when this session of the run started.
+    """
+    state = run_loops(prepared, config, state, progress, observer)
+    layout = prepared.layout
+    model_params = None if state.train_state is None else state.train_state.params
+    return assemble_result(
+        outputs=progress.outputs,
+        n_training_loops=config.n_training_loops,
+        spec=prepared.spec,
+        constrain=constrain,
+        kernel_params=layout.to_host(state.frozen_params),
+        model_params=None if model_params is None else layout.to_host(model_params),
+        timings={
+            "compile": prepared.compile_seconds,
+            "training": progress.seconds["training"],
+            "production": progress.seconds["production"],
+            "total": progress.seconds["previous_total"] + time.perf_counter() - start,
+        },
+    )
+
+
+def run_loops(
+    prepared: PreparedRun,
+    config: SamplerConfig,
+    state: LoopState,
+    progress: RunProgress,
+    observer: LoopObserver | None = None,
+) -> LoopState:
+    """Run the loops from ``progress.n_done`` to the end; ``progress`` collects their outputs.
+
+    The first ``config.n_training_loops`` loops adapt the kernel and train the model; at the
+    first production loop the kernel's adapted params are frozen. A training update whose
+    loss or parameters are not finite is discarded (the previous model is kept, a warning
+    is logged, and `LoopRecord.training_discarded` says so).
+
+    Returns:
+        The state after the last loop.
+    """
+    layout, data = prepared.layout, prepared.data
+    n_loops = config.n_training_loops + config.n_production_loops
+    bar = _progress_bar(n_loops, config.progress_bar, initial=progress.n_done)
+    try:
+        for loop_index in range(progress.n_done, n_loops):
+            loop_start = time.perf_counter()
+            is_training = loop_index < config.n_training_loops
+            if loop_index == config.n_training_loops:
+                state = state._replace(
+                    frozen_params=state.final_params,
+                    is_adapting=layout.put(np.asarray(False), layout.replicated),
+                )
+            state, output = _run_one_loop(prepared, config, state, loop_index, is_training, data)
+            progress.add(output, time.perf_counter() - loop_start)
+            if observer is not None:
+                observer.loop_done(loop_index, output, state, progress)
+            _update_progress(bar, output.record)
+    finally:
+        if bar is not None:
+            bar.close()
+    n_discarded = progress.n_training_discarded
+    if n_discarded:
+        warnings.warn(
+            f"{n_discarded} of {config.n_training_loops} training loops produced a "
+            "non-finite loss or model parameters; their updates were discarded and the "
+            "last good model kept (see result.history.training_discarded)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return state
+
+
+def _run_one_loop(
+    prepared: PreparedRun,
+    config: SamplerConfig,
+    state: LoopState,
+    loop_index: int,
+    is_training: bool,
+    data: Any,
+) -> tuple[LoopState, LoopOutput]:
+    """One loop: local phase, global phase, training; the new state and the loop's output."""
+    programs, layout = prepared.programs, prepared.layout
+    loop_keys = prepared.loop_keys[loop_index]  # local, global, select, train
+    key_local, key_global, key_train = layout.put(
+        (loop_keys[0], loop_keys[1], loop_keys[2:]), layout.replicated
+    )
+    train_state = state.train_state
+    latent_params = train_state.params if config.local_in_latent_space else None
+    states, adapt_state, local_trace, local_summary, step_size, final_params = programs.local(
+        key_local,
+        state.states,
+        state.adapt_state,
+        state.frozen_params,
+        state.is_adapting,
+        latent_params,
+        data,
+    )
+    buffer = state.buffer
+    global_trace = global_summary = losses = is_finite = new_state = None
+    if programs.global_ is not None:
+        states, global_trace, global_summary = programs.global_(
+            key_global, states, train_state.params, data
+        )
+        if is_training:
+            buffer, new_state, losses, is_finite = programs.train(
+                key_train, train_state, buffer, local_trace.position, global_trace.position, data
+            )
+    traces = [trace for trace in (local_trace, global_trace) if trace is not None]
+    host = layout.to_host((traces, local_summary, global_summary, losses, is_finite, step_size))
+    traces, local_summary, global_summary, losses, is_finite, step_size = host
+    discarded = False
+    if losses is not None:
+        if bool(is_finite):
+            train_state = new_state
+        else:
+            discarded = True
+            logger.warning(
+                "training loop %d produced a non-finite loss or parameters; "
+                "its update was discarded and the previous model kept",
+                loop_index,
+            )
+    state = state._replace(
+        states=states,
+        adapt_state=adapt_state,
+        train_state=train_state,
+        buffer=buffer,
+        final_params=final_params,
+    )
+    output = loop_output(
+        traces,
+        local_summary,
+        global_summary,
+        losses,
+        float(np.asarray(step_size)),
+        is_training=is_training,
+        discarded=discarded,
+        n_epochs=config.n_epochs,
+        n_kept_local=config.n_kept_local,
+        has_local_steps=config.n_local_steps > 0,
+    )
+    return state, output
+
+
+def _progress_bar(total: int, enabled: bool, initial: int = 0) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="flowmc_like", unit="loop")
+
+
+def _update_progress(bar: Any, record: LoopRecord) -> None:
+    if bar is None:
+        return
+    postfix = {
+        "phase": "training" if record.is_training else "production",
+        "local_acc": f"{record.local_acceptance:.2f}",
+        "global_acc": f"{record.global_acceptance:.2f}",
+    }
+    if record.is_training and np.isfinite(record.loss[-1]):
+        postfix["loss"] = f"{record.loss[-1]:.3f}"
+    bar.set_postfix(postfix, refresh=False)
+    bar.update(1)

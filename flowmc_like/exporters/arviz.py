@@ -1,0 +1,72 @@
+"""The only module that imports arviz (lazily); supports arviz 0.x and 1.x."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ess_bulk", "summarize", "to_inference_data"]
+
+
+def _import_arviz() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz
+
+    return arviz
+
+
+def to_inference_data(
+    posterior: dict[str, np.ndarray],
+    sample_stats: dict[str, np.ndarray],
+    warmup_posterior: dict[str, np.ndarray] | None = None,
+    warmup_sample_stats: dict[str, np.ndarray] | None = None,
+) -> Any:
+    """Build ArviZ data (InferenceData on arviz 0.x, DataTree on 1.x) from named draws.
+
+    Args:
+        posterior: ``{name: (n_chains, n_draws, ...)}`` production draws.
+        sample_stats: ``{name: (n_chains, n_draws)}`` per-draw statistics.
+        warmup_posterior: the training loops' draws, or None when there are none.
+        warmup_sample_stats: their statistics, or None.
+
+    Returns:
+        The ArviZ object with ``posterior`` and ``sample_stats``, plus ``warmup_posterior``
+        and ``warmup_sample_stats`` when warmup draws are given.
+    """
+    arviz = _import_arviz()
+    has_warmup = warmup_posterior is not None
+    if int(arviz.__version__.split(".")[0]) >= 1:
+        groups = {"posterior": posterior, "sample_stats": sample_stats}
+        if has_warmup:
+            groups["warmup_posterior"] = warmup_posterior
+            groups["warmup_sample_stats"] = warmup_sample_stats
+        return arviz.from_dict(groups, save_warmup=has_warmup)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return arviz.from_dict(
+            posterior=posterior,
+            sample_stats=sample_stats,
+            warmup_posterior=warmup_posterior,
+            warmup_sample_stats=warmup_sample_stats,
+            save_warmup=has_warmup,
+        )
+
+
+def summarize(data: Any, **kwargs: Any) -> Any:
+    """``arviz.summary`` on data from `to_inference_data`."""
+    arviz = _import_arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return arviz.summary(data, **kwargs)
+
+
+def ess_bulk(draws: np.ndarray) -> np.ndarray:
+    """ArviZ bulk ESS per dimension of draws ``(n_chains, n_draws, n_dim)`` -> ``(n_dim,)``."""
+    arviz = _import_arviz()
+    draws = np.asarray(draws, dtype=np.float64)
+    return np.array(
+        [float(arviz.ess(draws[..., i], method="bulk")) for i in range(draws.shape[-1])]
+    )

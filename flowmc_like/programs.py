@@ -1,0 +1,313 @@
+"""The jitted programs of a run, and how their inputs and outputs are sharded.
+
+A run is four programs: ``setup`` (every key of the run and the initial state, once), then
+per loop ``local`` (the local phase), ``global_`` (the global phase) and ``train`` (append
+the loop's draws to the training window and fit the model). They are built here from the
+phase functions of `flowmc_like.phases`, jitted but not compiled (`flowmc_like.compiler`
+compiles them; `flowmc_like.driver` calls them).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from flowmc_like._sharding import ChainLayout
+from flowmc_like._types import Array, PRNGKey, PyTree
+from flowmc_like.config import SamplerConfig
+from flowmc_like.kernels.base import AbstractLocalKernel
+from flowmc_like.models.base import AbstractGlobalModel
+from flowmc_like.phases import (
+    GlobalState,
+    init_kernel_states,
+    run_global_phase,
+    run_latent_local_phase,
+    run_local_phase,
+    summarize_and_thin,
+)
+from flowmc_like.training.data import (
+    DrawBuffer,
+    append_draws,
+    init_buffer,
+    select_training_data,
+    split_training_data,
+)
+from flowmc_like.training.optim import make_optimizer
+from flowmc_like.training.trainer import ReverseKL, init_train_state, train_model
+
+__all__ = [
+    "LoopState",
+    "Programs",
+    "build_programs",
+    "has_global_moves",
+    "program_shardings",
+    "state_shardings",
+]
+
+
+class LoopState(NamedTuple):
+    """Everything the next loop starts from (a pytree; what a checkpoint stores).
+
+    Attributes:
+        states: the kernel states, batched over chains.
+        adapt_state: the kernel's adaptation state.
+        train_state: the model's parameters and optimiser state (None without global moves).
+        buffer: the training window of recent draws (None without global moves).
+        frozen_params: the kernel params used when not adapting (production).
+        final_params: the adaptation's result so far (frozen when production starts).
+        is_adapting: ``()`` bool, true during the training loops.
+    """
+
+    states: Any
+    adapt_state: PyTree
+    train_state: Any
+    buffer: Any
+    frozen_params: PyTree
+    final_params: PyTree
+    is_adapting: Any
+
+
+class Programs(NamedTuple):
+    """The run's programs (jitted functions, or their compiled executables).
+
+    ``global_`` and ``train`` are None for runs without global moves; ``setup`` is None once
+    it has run.
+    """
+
+    setup: Callable[..., Any] | None
+    local: Callable[..., Any]
+    global_: Callable[..., Any] | None
+    train: Callable[..., Any] | None
+
+
+def has_global_moves(model: AbstractGlobalModel | None, config: SamplerConfig) -> bool:
+    """Whether a run with ``model`` and ``config`` takes global moves (and trains)."""
+    return model is not None and config.n_global_steps > 0
+
+
+def state_shardings(layout: ChainLayout, has_global: bool) -> LoopState:
+    """The sharding (prefix) of each part of a `LoopState` on ``layout``'s mesh."""
+    chains, replicated = layout.chains, layout.replicated
+    return LoopState(
+        states=chains,
+        adapt_state=replicated,
+        train_state=replicated,
+        buffer=DrawBuffer(draws=chains, n_filled=replicated) if has_global else replicated,
+        frozen_params=replicated,
+        final_params=replicated,
+        is_adapting=replicated,
+    )
+
+
+def program_shardings(layout: ChainLayout, has_global: bool) -> dict[str, tuple[Any, Any]]:
+    """``(in_shardings, out_shardings)`` of each program, as prefixes of its arguments/results.
+
+    Kernel states, traces, per-chain summaries and the training window are split along the
+    chain axis; keys, kernel and adaptation parameters, the model, the optimiser and ``data``
+    are replicated.
+    """
+    chains, replicated = layout.chains, layout.replicated
+    state = state_shardings(layout, has_global)
+    return {
+        # (key, positions, kernel_params, data)
+        # -> (loop keys, kernel states, adaptation state, train state, window)
+        "setup": (
+            (replicated, chains, replicated, replicated),
+            (replicated, chains, replicated, replicated, state.buffer),
+        ),
+        # (key, states, adapt_state, frozen_params, is_adapting, model_params, data)
+        # -> (states, adapt_state, trace, summary, step size, final params)
+        "local": (
+            (replicated, chains, replicated, replicated, replicated, replicated, replicated),
+            (chains, replicated, chains, chains, replicated, replicated),
+        ),
+        # (key, states, model_params, data) -> (states, trace, summary)
+        "global": ((replicated, chains, replicated, replicated), (chains, chains, chains)),
+        # (key, train_state, window, local draws, global draws, data)
+        # -> (window, train_state, losses, is_finite)
+        "train": (
+            (replicated, replicated, state.buffer, chains, chains, replicated),
+            (state.buffer, replicated, replicated, replicated),
+        ),
+    }
+
+
+def build_programs(
+    flat_log_prob: Callable[[Array, PyTree], Array],
+    kernel: AbstractLocalKernel,
+    model: AbstractGlobalModel | None,
+    config: SamplerConfig,
+    n_chains: int,
+    n_dim: int,
+    key_impl: str,
+    layout: ChainLayout,
+) -> Programs:
+    """The run's jitted programs, not yet compiled.
+
+    Nothing in a run executes eagerly (each eager op compiles on its own): ``setup`` draws
+    every key of the run and builds every initial state in one call, and the programs take
+    raw key data (``uint32``; rewrapped inside with ``key_impl``) so the host only indexes
+    numpy arrays between calls. On several devices every program is jitted with the
+    shardings of `program_shardings`.
+
+    Args:
+        flat_log_prob: ``(x (n_dim,), data) -> ()`` the target (`flowmc_like.target`).
+        kernel: the local kernel.
+        model: the global model (None for local moves only).
+        config: the run's settings.
+        n_chains: the number of chains.
+        n_dim: the flat dimension of a position.
+        key_impl: the PRNG implementation of the run's key.
+        layout: how the chains are laid out over devices.
+    """
+    has_global = has_global_moves(model, config)
+    adaptation = kernel.adaptation(
+        n_dim, max(config.n_local_steps, 1), n_chains, config.n_training_loops
+    )
+    optimizer = make_optimizer(config.learning_rate)
+    n_loops = config.n_training_loops + config.n_production_loops
+    n_held_out_chains = config.n_held_out_chains(n_chains)
+    shardings = program_shardings(layout, has_global)
+    batch_sharding = layout.batch_sharding(config.effective_batch_size)
+
+    def jit(program: str) -> Callable[[Callable[..., Any]], Any]:
+        if not layout.is_sharded:
+            return jax.jit
+        in_shardings, out_shardings = shardings[program]
+        return functools.partial(jax.jit, in_shardings=in_shardings, out_shardings=out_shardings)
+
+    def wrap(key_data: Array) -> PRNGKey:
+        return jax.random.wrap_key_data(key_data, impl=key_impl)
+
+    @jit("setup")
+    def setup(key, positions, kernel_params, data):
+        if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = wrap(key)
+        # one split for every key of the run (each random call compiles its own hash):
+        # the model's, then per loop the local, global, data-selection and training keys
+        keys = jax.random.split(key, 1 + 4 * n_loops)
+        key_model, loop_keys = keys[0], keys[1:].reshape(n_loops, 4)
+        states = init_kernel_states(kernel, functools.partial(flat_log_prob, data=data), positions)
+        train_state = buffer = None
+        if has_global:
+            assert model is not None
+            train_state = init_train_state(model.init(key_model, n_dim), optimizer)
+            window = config.n_window_loops * config.n_draws_per_loop
+            buffer = init_buffer(n_chains, window, n_dim, positions.dtype)
+        return (
+            jax.random.key_data(loop_keys),
+            states,
+            adaptation.init(kernel_params),
+            train_state,
+            buffer,
+        )
+
+    @jit("local")
+    def local(key_data, states, adapt_state, frozen_params, is_adapting, model_params, data):
+        log_prob_fn = functools.partial(flat_log_prob, data=data)
+        if config.local_in_latent_space:
+            current, adapt_state, trace = run_latent_local_phase(
+                kernel,
+                adaptation,
+                model,
+                model_params,
+                log_prob_fn,
+                config.n_local_steps,
+                wrap(key_data),
+                GlobalState(states.position, states.log_prob),
+                adapt_state,
+                frozen_params,
+                is_adapting,
+            )
+            states = init_kernel_states(kernel, log_prob_fn, current.position)
+        else:
+            states, adapt_state, trace = run_local_phase(
+                kernel,
+                adaptation,
+                log_prob_fn,
+                config.n_local_steps,
+                wrap(key_data),
+                states,
+                adapt_state,
+                frozen_params,
+                is_adapting,
+            )
+        used_params = jax.tree.map(
+            lambda a, b: jnp.where(is_adapting, a, b),
+            adaptation.current(adapt_state),
+            frozen_params,
+        )
+        trace, summary = summarize_and_thin(trace, config.thinning)
+        step_size = _step_size_of(kernel, used_params)
+        return states, adapt_state, trace, summary, step_size, adaptation.final(adapt_state)
+
+    if not has_global:
+        return Programs(setup, local, None, None)
+    assert model is not None
+
+    @jit("global")
+    def global_(key_data, states, model_params, data):
+        log_prob_fn = functools.partial(flat_log_prob, data=data)
+        current = GlobalState(states.position, states.log_prob)
+        final, trace, summary = run_global_phase(
+            model,
+            log_prob_fn,
+            config.n_global_steps,
+            config.global_chunk_size,
+            wrap(key_data),
+            current,
+            model_params,
+            config.thinning,
+        )
+        return init_kernel_states(kernel, log_prob_fn, final.position), trace, summary
+
+    @jit("train")
+    def train(key_data, train_state, buffer, local_draws, global_draws, data):
+        buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
+        key_select, key_train = wrap(key_data[0]), wrap(key_data[1])
+        validation = None
+        if n_held_out_chains:
+            examples, validation = split_training_data(
+                key_select,
+                buffer,
+                config.n_max_examples,
+                max(config.n_max_examples // 4, 1),
+                n_held_out_chains,
+            )
+        else:
+            examples = select_training_data(key_select, buffer, config.n_max_examples)
+        reverse_kl = None
+        if config.reverse_kl_weight > 0:
+            reverse_kl = ReverseKL(
+                functools.partial(flat_log_prob, data=data),
+                config.reverse_kl_weight,
+                max(config.effective_batch_size, 2),
+            )
+        new_state, losses, is_finite = train_model(
+            model,
+            optimizer,
+            key_train,
+            train_state,
+            examples,
+            config.n_epochs,
+            config.effective_batch_size,
+            reverse_kl,
+            validation,
+            batch_sharding,
+        )
+        return buffer, new_state, losses, is_finite
+
+    return Programs(setup, local, global_, train)
+
+
+def _step_size_of(kernel, params):  # TEMPORARY until kernels declare step_size_of
+    if hasattr(kernel, "step_size_of"):
+        return kernel.step_size_of(params)
+    for name in ("step_size", "scale"):
+        if hasattr(params, name):
+            return jnp.mean(jnp.asarray(getattr(params, name)))
+    return jnp.asarray(jnp.nan)

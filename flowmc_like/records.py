@@ -1,0 +1,240 @@
+"""What one loop leaves on the host: a typed record, its draws, and the run's `History`.
+
+`LoopRecord` is the one place a per-loop statistic is defined. The progress bar, the
+checkpoint's loop files and `History` all read its fields by name, so a new statistic is a
+new field here (and in `History`) plus the line of `loop_output` that computes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from flowmc_like.phases import PhaseSummary, Trace
+
+__all__ = ["History", "LoopOutput", "LoopRecord", "RunProgress", "loop_output"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopRecord:
+    """The statistics of one finished loop (host values, not arrays of the device).
+
+    Attributes:
+        is_training: whether the loop trained the model and adapted the kernel.
+        loss: ``(n_epochs,)`` mean training loss per epoch (NaN where nothing was trained).
+        local_acceptance: mean local acceptance probability over chains and steps.
+        global_acceptance: mean global acceptance probability (NaN without global moves).
+        step_size: the kernel's step size (or scale) in the loop's last step (NaN if none).
+        training_discarded: the training update was non-finite and the model was kept.
+        local_nonfinite: local proposals rejected for a non-finite value, over all chains.
+        global_nonfinite: the same for global proposals.
+    """
+
+    is_training: bool
+    loss: np.ndarray
+    local_acceptance: float
+    global_acceptance: float
+    step_size: float
+    training_discarded: bool
+    local_nonfinite: int
+    global_nonfinite: int
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        """``{name: type}`` of each field (``np.ndarray`` for arrays)."""
+        hints = typing.get_type_hints(cls)
+        return {field.name: hints[field.name] for field in dataclasses.fields(cls)}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fields as numpy arrays (how a checkpoint's loop file stores them)."""
+        return {name: np.asarray(getattr(self, name)) for name in self.field_types()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LoopRecord:
+        """Inverse of `to_arrays`: each field converted back to its declared type."""
+        values = {}
+        for name, kind in cls.field_types().items():
+            values[name] = np.asarray(arrays[name]) if kind is np.ndarray else kind(arrays[name])
+        return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """Per-loop record of a run, training loops first, then production loops.
+
+    Attributes:
+        is_training: ``(n_loops,)`` bool, true for training loops.
+        loss: ``(n_loops, n_epochs)`` mean training loss per epoch (NaN where nothing was
+            trained: production loops, local-only runs, discarded updates keep their losses).
+        local_acceptance: ``(n_loops,)`` mean local acceptance probability over chains and steps.
+        global_acceptance: ``(n_loops,)`` mean global acceptance probability (NaN if no model).
+        step_size: ``(n_loops,)`` the kernel's step size (or scale) used in that loop's last step.
+        training_discarded: ``(n_loops,)`` bool, true where the training update was non-finite
+            and the previous model was kept.
+        local_nonfinite: ``(n_loops,)`` int, local proposals (over all chains) rejected
+            because the target's log density, or the move's log ratio, was NaN or infinite.
+        global_nonfinite: ``(n_loops,)`` int, the same for global proposals (a NaN or
+            infinite target or model density).
+    """
+
+    is_training: np.ndarray
+    loss: np.ndarray
+    local_acceptance: np.ndarray
+    global_acceptance: np.ndarray
+    step_size: np.ndarray
+    training_discarded: np.ndarray
+    local_nonfinite: np.ndarray
+    global_nonfinite: np.ndarray
+
+    @classmethod
+    def from_records(cls, records: Sequence[LoopRecord]) -> History:
+        """Stack one `LoopRecord` per loop into per-loop arrays (integers as int64)."""
+        dtypes = {bool: bool, float: np.float64, int: np.int64, np.ndarray: None}
+        types = LoopRecord.field_types()
+        return cls(
+            **{
+                field.name: np.array(
+                    [getattr(record, field.name) for record in records],
+                    dtype=dtypes[types[field.name]],
+                )
+                for field in dataclasses.fields(cls)
+            }
+        )
+
+    @property
+    def n_training_discarded(self) -> int:
+        """How many training loops had their update discarded."""
+        return int(np.sum(self.training_discarded))
+
+    @property
+    def n_nonfinite_rejected(self) -> int:
+        """How many proposals, local and global, were rejected for a non-finite value."""
+        return int(np.sum(self.local_nonfinite) + np.sum(self.global_nonfinite))
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The fields as a plain dict of numpy arrays."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+class LoopOutput(NamedTuple):
+    """One finished loop on the host: its kept draws, acceptances and record.
+
+    Attributes:
+        trace: the local then global draws, ``(n_chains, n_kept, ...)``.
+        is_global: ``(n_kept,)`` bool, which draws the global phase produced.
+        local_acceptance: ``(n_chains,)`` mean local acceptance (NaN without local steps).
+        global_acceptance: ``(n_chains,)`` mean global acceptance (NaN without global moves).
+        record: the loop's `LoopRecord`.
+    """
+
+    trace: Trace
+    is_global: np.ndarray
+    local_acceptance: np.ndarray
+    global_acceptance: np.ndarray
+    record: LoopRecord
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Named arrays (one loop file of a checkpoint)."""
+        arrays = {f"trace_{name}": np.asarray(v) for name, v in self.trace._asdict().items()}
+        arrays.update(
+            is_global=self.is_global,
+            chain_local_acceptance=np.asarray(self.local_acceptance),
+            chain_global_acceptance=np.asarray(self.global_acceptance),
+        )
+        arrays.update({f"record_{name}": v for name, v in self.record.to_arrays().items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LoopOutput:
+        """Inverse of `to_arrays`."""
+        prefix = "record_"
+        record = {name[len(prefix) :]: v for name, v in arrays.items() if name.startswith(prefix)}
+        return cls(
+            Trace(*(arrays[f"trace_{name}"] for name in Trace._fields)),
+            arrays["is_global"],
+            arrays["chain_local_acceptance"],
+            arrays["chain_global_acceptance"],
+            LoopRecord.from_arrays(record),
+        )
+
+
+def loop_output(
+    traces: Sequence[Trace],
+    local_summary: PhaseSummary,
+    global_summary: PhaseSummary | None,
+    losses: np.ndarray | None,
+    step_size: float,
+    *,
+    is_training: bool,
+    discarded: bool,
+    n_epochs: int,
+    n_kept_local: int,
+    has_local_steps: bool,
+) -> LoopOutput:
+    """One loop's host arrays as a `LoopOutput` with its `LoopRecord`.
+
+    Args:
+        traces: the local phase's trace, then the global phase's if there was one.
+        local_summary: per-chain statistics of the local phase.
+        global_summary: those of the global phase, or None.
+        losses: ``(n_epochs,)`` training losses, or None when the loop did not train.
+        step_size: the kernel's step size in the loop's last local step.
+        is_training: the loop trained the model.
+        discarded: its training update was discarded.
+        n_epochs: epochs per training loop (the width of ``loss``).
+        n_kept_local: local draws kept per chain (the first draws of the trace).
+        has_local_steps: the run takes local steps (``n_local_steps > 0``).
+    """
+    trace = Trace(*(np.concatenate(fields, axis=1) for fields in zip(*traces, strict=True)))
+    n_chains = trace.position.shape[0]
+    no_steps = np.full(n_chains, np.nan)
+    local_acceptance = local_summary.acceptance_prob if has_local_steps else no_steps
+    global_acceptance = no_steps if global_summary is None else global_summary.acceptance_prob
+    record = LoopRecord(
+        is_training=is_training,
+        loss=np.full(n_epochs, np.nan) if losses is None else np.asarray(losses),
+        local_acceptance=float(np.mean(local_acceptance)),
+        global_acceptance=float(np.mean(global_acceptance)),
+        step_size=step_size,
+        training_discarded=discarded,
+        local_nonfinite=int(np.sum(local_summary.n_nonfinite)),
+        global_nonfinite=0 if global_summary is None else int(np.sum(global_summary.n_nonfinite)),
+    )
+    is_global = np.zeros(trace.position.shape[1], bool)
+    is_global[n_kept_local:] = True
+    return LoopOutput(trace, is_global, local_acceptance, global_acceptance, record)
+
+
+class RunProgress:
+    """The host side of a run so far: finished loops' outputs and wall seconds.
+
+    Attributes:
+        outputs: one `LoopOutput` per finished loop.
+        seconds: wall seconds spent in ``training`` and ``production`` loops, and
+            ``previous_total``: the total of the sessions before a resume.
+    """
+
+    def __init__(
+        self, outputs: list[LoopOutput] | None = None, seconds: dict[str, float] | None = None
+    ) -> None:
+        self.outputs = outputs or []
+        self.seconds = seconds or {"training": 0.0, "production": 0.0, "previous_total": 0.0}
+
+    @property
+    def n_done(self) -> int:
+        """Loops finished."""
+        return len(self.outputs)
+
+    @property
+    def n_training_discarded(self) -> int:
+        """Training loops whose update was discarded."""
+        return sum(output.record.training_discarded for output in self.outputs)
+
+    def add(self, output: LoopOutput, seconds: float) -> None:
+        """Record a finished loop that took ``seconds``."""
+        self.outputs.append(output)
+        self.seconds["training" if output.record.is_training else "production"] += seconds
