@@ -19,7 +19,7 @@ from ``{0..K-1}^N`` with ``jax.random.key(seed)``):
   updates then ``n_updates`` recorded ones (`WOLFF`); Ising and Potts.
 
 Exact references (`exact_reference`): full enumeration or the transfer matrix of
-`flowmc_like.testing.lattice.enumerate_lattice` up to 8 x 8 (energy, specific heat, <|m|>
+`flowmc_like.exact.enumerate_lattice` up to 8 x 8 (energy, specific heat, <|m|>
 and their exact standard deviations); Kaufman's finite-torus formula beyond (energy and
 specific heat only). Metrics (`discrete_metrics`): estimates with z-scores against exact,
 integrated autocorrelation times of E and |m| in sweeps and in seconds, ESS per second of the
@@ -66,7 +66,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 BETA_C: float = math.log1p(math.sqrt(2.0)) / 2.0
 """Critical inverse temperature of the square-lattice Ising model (same value as
-`flowmc_like.testing.lattice.BETA_C`, computed here so importing this module stays cheap)."""
+`flowmc_like.lattice.BETA_C`, computed here so importing this module stays cheap)."""
 
 POTTS3_BETA_C: float = math.log1p(math.sqrt(3.0))
 """Transition of the 3-state Potts model on the square lattice, ``ln(1 + sqrt 3)``."""
@@ -127,8 +127,8 @@ class LatticeCase:
         return self.n_categories == 2
 
     def target(self) -> Any:
-        """The `flowmc_like.testing.lattice.LatticeTarget` (imports flowmc_like)."""
-        from flowmc_like.testing.lattice import make_ising, make_potts
+        """The `flowmc_like.lattice.LatticeTarget` (imports flowmc_like)."""
+        from flowmc_like.lattice import make_ising, make_potts
 
         if self.is_ising:
             return make_ising(self.L, self.beta)
@@ -218,7 +218,7 @@ def exact_reference(case: LatticeCase) -> dict[str, Any]:
         ``abs_m_sd`` (None if unknown), ``p_m_positive`` (0.5 for Ising by the spin-flip
         symmetry, counting m = 0 as one half; None for Potts) and ``source``.
     """
-    from flowmc_like.testing.lattice import REFERENCE_VALUES, enumerate_lattice, exact_ising_torus
+    from flowmc_like.exact import REFERENCE_VALUES, enumerate_lattice, exact_ising_torus
 
     n = case.n_sites
     out: dict[str, Any] = {"p_m_positive": 0.5 if case.is_ising else None}
@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         sampler, size, seed = args.worker
-        from benchmarks.worker import json_default
+        from benchmarks.jsonable import json_default
 
         record = run_one(sampler, int(size), int(seed), args.n_chains)
         print(json.dumps(record, default=json_default))

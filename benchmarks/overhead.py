@@ -160,7 +160,7 @@ def _library_phase(
     from flowmc_like.phases import run_local_phase
 
     kernel = fm.MALA()
-    adaptation = kernel.adaptation(n_dim, n_steps)
+    adaptation = kernel.adaptation()
 
     def library_phase(key: jax.Array, st: Any, p: Any, is_adapting: Any) -> Any:
         # is_adapting is an argument of the compiled phase, as in Sampler.run (a constant
@@ -172,9 +172,10 @@ def _library_phase(
             n_steps,
             key,
             st,
-            adaptation.init(p),
+            adaptation.init(p, st.position),
             p,
             jnp.asarray(is_adapting),
+            1,
         )
         return st, trace
 

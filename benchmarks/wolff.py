@@ -118,7 +118,7 @@ def make_wolff_chain(
 def run_wolff(
     target: Any, x0: jax.Array, seed: int, n_burn_in: int, n_updates: int
 ) -> dict[str, Any]:
-    """Run Wolff on every chain of ``x0`` for a `flowmc_like.testing.lattice.LatticeTarget`.
+    """Run Wolff on every chain of ``x0`` for a `flowmc_like.lattice.LatticeTarget`.
 
     Returns:
         ``energy``, ``magnetization``, ``cluster_size`` (numpy ``(n_chains, n_updates)``),

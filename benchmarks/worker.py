@@ -35,6 +35,8 @@ import time
 import traceback
 from typing import Any
 
+from benchmarks.jsonable import json_default
+
 
 def _cpu_model() -> str:
     try:
@@ -57,16 +59,6 @@ def thinned_draws(samples: Any, max_points: int = MAX_THINNED_DRAWS) -> list[lis
     flat = np.asarray(samples, dtype=np.float64).reshape(-1, np.shape(samples)[-1])
     idx = np.unique(np.linspace(0, len(flat) - 1, min(max_points, len(flat))).astype(int))
     return np.round(flat[idx], 5).tolist()
-
-
-def json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    return str(o)
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from flowmc_like._types import PyTree
+from flowmc_like._validation import _describe
 
 __all__ = ["CHAIN_AXIS", "ChainLayout", "check_devices", "check_divisible", "default_devices"]
 
@@ -54,23 +55,31 @@ def check_devices(devices: Any) -> tuple[jax.Device, ...] | None:
         devices = (devices,)
     if isinstance(devices, str | bytes) or not isinstance(devices, Sequence | np.ndarray):
         raise TypeError(
-            "devices must be a sequence of jax devices (e.g. jax.devices()) or None; got "
-            f"{type(devices).__name__}"
+            "Sampler: devices must be a sequence of jax devices (e.g. jax.devices()) or None; "
+            f"got {_describe(devices)} (of type {type(devices).__name__})"
         )
     devices = tuple(np.ravel(np.asarray(devices, dtype=object)))
     if not devices:
-        raise ValueError("devices is empty; expected at least one jax device, e.g. jax.devices()")
+        raise ValueError(
+            "Sampler: devices is empty; expected at least one jax device, e.g. jax.devices(); "
+            "got an empty sequence"
+        )
     for device in devices:
         if not isinstance(device, jax.Device):
             raise TypeError(
-                "devices must hold jax devices (from jax.devices()); got an element of type "
-                f"{type(device).__name__}"
+                "Sampler: devices must hold jax devices (from jax.devices()); got an element "
+                f"{_describe(device)} (of type {type(device).__name__})"
             )
     if len(set(devices)) != len(devices):
-        raise ValueError(f"devices lists a device more than once: {list(devices)}")
+        raise ValueError(
+            f"Sampler: devices must list each device once; got {list(devices)} (a device more "
+            "than once)"
+        )
     if len({device.platform for device in devices}) > 1:
         platforms = sorted({device.platform for device in devices})
-        raise ValueError(f"devices mixes platforms {platforms}; use devices of one kind")
+        raise ValueError(
+            f"Sampler: devices must be of one platform; got devices of platforms {platforms}"
+        )
     return devices
 
 

@@ -1,14 +1,14 @@
-"""Type aliases and the `Space` enum shared by kernels, models and the sampler."""
+"""Type aliases, the `Space` enum and `StepInfo`, shared by kernels, models and the sampler."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
-__all__ = ["Array", "ArrayLike", "LogProbFn", "PRNGKey", "PyTree", "Space"]
+__all__ = ["Array", "ArrayLike", "LogProbFn", "PRNGKey", "PyTree", "Space", "StepInfo"]
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -23,3 +23,19 @@ class Space(enum.Enum):
 
     CONTINUOUS = "continuous"
     DISCRETE = "discrete"
+
+
+class StepInfo(NamedTuple):
+    """Per-step diagnostics shared by every kernel and by the global move.
+
+    Attributes:
+        acceptance_prob: ``()`` float in [0, 1], min(1, exp(log_ratio)); 0 for non-finite ratios.
+        is_accepted: ``()`` bool.
+        is_nonfinite: ``()`` bool, true when the proposal was rejected because its log density
+            (or the log ratio) was NaN or infinite; for `SiteFlip`, when any site's proposal
+            in the sweep was.
+    """
+
+    acceptance_prob: Array
+    is_accepted: Array
+    is_nonfinite: Array

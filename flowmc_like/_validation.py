@@ -1,6 +1,12 @@
 """Every check of user input, raised before anything is compiled.
 
-Messages name the argument and say what was expected and what was given.
+Messages name the argument and say what was expected and what was given. The argument
+checks (`check_int`, `check_float`, `check_bool`, `check_choice`, `check_sizes`,
+`check_callable`) follow one rule: a value of the wrong type raises a TypeError, a value of
+the right type but out of range a ValueError, and the message reads
+``"<owner>: <name> must be <expected>; got <value> (of type <type>)"``, e.g.
+``"HMC: n_leapfrog must be an integer >= 1; got '4' (of type str)"`` (the type is shown
+for TypeErrors).
 """
 
 from __future__ import annotations
@@ -15,17 +21,18 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "check_bool",
     "check_callable",
+    "check_choice",
     "check_data",
+    "check_float",
+    "check_int",
     "check_key",
     "check_log_prob_output",
-    "check_nonnegative_float",
-    "check_nonnegative_int",
     "check_position_dtype",
     "check_position_leaves",
     "check_position_values",
-    "check_positive_float",
-    "check_positive_int",
+    "check_sizes",
 ]
 
 
@@ -46,48 +53,180 @@ def _finite_float(value: numbers.Real) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is an int >= 1, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int; got {_describe(value)}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int (>= 1); got {_describe(value)}")
+def _message(owner: str, name: str, expected: str, got: str) -> str:
+    return f"{owner}: {name} must be {expected}; got {got}"
+
+
+def _given(value: Any) -> str:
+    """The value and its type, for a TypeError: ``'4' (of type str)``."""
+    return f"{_describe(value)} (of type {type(value).__name__})"
+
+
+def _is_integer(value: Any) -> bool:
+    """A Python or NumPy integer; booleans (Python or NumPy) are not numbers here."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
+def _format_bound(bound: float) -> str:
+    return f"{bound:g}"
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, owner: str) -> int:
+    """Return ``value`` as a Python int if it is an integer ``>= minimum``.
+
+    Args:
+        name: the argument's name in messages.
+        value: the user's value (a Python or NumPy integer; booleans are refused).
+        minimum: the smallest value accepted.
+        owner: the class or function the argument belongs to, e.g. ``"HMC"``.
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        TypeError: ``value`` is not an integer (floats such as ``2.0`` included).
+        ValueError: ``value`` is below ``minimum``.
+    """
+    expected = f"an integer >= {minimum}"
+    if not _is_integer(value):
+        raise TypeError(_message(owner, name, expected, _given(value)))
+    if value < minimum:
+        raise ValueError(_message(owner, name, expected, _describe(value)))
     return int(value)
 
 
-def check_nonnegative_int(name: str, value: Any) -> int:
-    """Return ``value`` if it is an int >= 0, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative int; got {_describe(value)}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative int (>= 0); got {_describe(value)}")
-    return int(value)
+def check_float(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    open_minimum: bool = False,
+    open_maximum: bool = False,
+    owner: str,
+) -> float:
+    """Return ``value`` as a Python float if it is a finite number within the bounds.
 
+    Args:
+        name: the argument's name in messages.
+        value: the user's value (a Python or NumPy real number; booleans are refused).
+        minimum: the lower bound, or None.
+        maximum: the upper bound, or None.
+        open_minimum: exclude ``minimum`` itself (``> minimum`` rather than ``>=``).
+        open_maximum: exclude ``maximum`` itself.
+        owner: the class or function the argument belongs to, e.g. ``"MALA"``.
 
-def check_positive_float(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is a finite number > 0, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive finite number; got {_describe(value)}")
+    Returns:
+        ``float(value)``.
+
+    Raises:
+        TypeError: ``value`` is not a real number.
+        ValueError: ``value`` is NaN, infinite (or an int too large for a float) or out of
+            bounds.
+    """
+    if minimum is not None and maximum is not None:
+        left, right = "(" if open_minimum else "[", ")" if open_maximum else "]"
+        expected = (
+            f"a finite number in {left}{_format_bound(minimum)}, {_format_bound(maximum)}{right}"
+        )
+    elif minimum is not None:
+        expected = f"a finite number {'>' if open_minimum else '>='} {_format_bound(minimum)}"
+    elif maximum is not None:
+        expected = f"a finite number {'<' if open_maximum else '<='} {_format_bound(maximum)}"
+    else:
+        expected = "a finite number"
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(_message(owner, name, expected, _given(value)))
     number = _finite_float(value)
-    if number is None or number <= 0:
-        raise ValueError(f"{name} must be a positive finite number; got {_describe(value)}")
-    return number
+    is_valid = number is not None
+    if is_valid and minimum is not None:
+        is_valid = number > minimum if open_minimum else number >= minimum
+    if is_valid and maximum is not None:
+        is_valid = number < maximum if open_maximum else number <= maximum
+    if not is_valid:
+        raise ValueError(_message(owner, name, expected, _describe(value)))
+    return number  # type: ignore[return-value]
 
 
-def check_nonnegative_float(name: str, value: Any) -> float:
-    """Return ``value`` as a float if it is a finite number >= 0, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a non-negative finite number; got {_describe(value)}")
-    number = _finite_float(value)
-    if number is None or number < 0:
-        raise ValueError(f"{name} must be a non-negative finite number; got {_describe(value)}")
-    return number
+def check_bool(name: str, value: Any, *, owner: str) -> bool:
+    """Return ``value`` as a Python bool if it is one (NumPy booleans included).
+
+    Raises:
+        TypeError: ``value`` is not a bool (``0``, ``1`` and ``"yes"`` are refused).
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(_message(owner, name, "a bool (True or False)", _given(value)))
+    return bool(value)
 
 
-def check_callable(name: str, value: Any) -> Callable[..., Any]:
-    """Return ``value`` if it is callable, else raise naming ``name``."""
+def check_choice(name: str, value: Any, choices: Sequence[Any], *, owner: str) -> Any:
+    """Return ``value`` if it is one of ``choices``.
+
+    Raises:
+        TypeError: ``value`` is of none of the choices' types (``mode=3`` for string modes).
+        ValueError: ``value`` has the right type but is not a choice.
+    """
+    expected = f"one of {tuple(choices)}"
+    if not isinstance(value, tuple({type(choice) for choice in choices})):
+        raise TypeError(_message(owner, name, expected, _given(value)))
+    if value not in choices:
+        raise ValueError(_message(owner, name, expected, _describe(value)))
+    return value
+
+
+def check_sizes(name: str, value: Any, *, minimum: int = 1, owner: str) -> tuple[int, ...]:
+    """Return ``value`` as a tuple of Python ints, each ``>= minimum`` (e.g. ``hidden_sizes``).
+
+    A list, a tuple, a range or a 1-D NumPy integer array is accepted; so is an empty one.
+
+    Raises:
+        TypeError: ``value`` is not a sequence (a string, a number, None) or holds a
+            non-integer.
+        ValueError: an element is below ``minimum``.
+    """
+    expected = f"a tuple of integers >= {minimum}"
+    is_sequence = isinstance(value, Sequence) and not isinstance(value, str | bytes)
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        value, is_sequence = tuple(value.tolist()), True
+    if not is_sequence:
+        raise TypeError(_message(owner, name, expected, _given(value)))
+    for size in value:
+        if not _is_integer(size):
+            element = f"element {_describe(size)} is of type {type(size).__name__}"
+            raise TypeError(_message(owner, name, expected, f"{_describe(value)} ({element})"))
+    if any(size < minimum for size in value):
+        raise ValueError(_message(owner, name, expected, _describe(value)))
+    return tuple(int(size) for size in value)
+
+
+def check_callable(
+    name: str,
+    value: Any,
+    *,
+    owner: str,
+    allow_none: bool = False,
+    signature: str | None = None,
+) -> Any:
+    """Return ``value`` if it is callable (or None, when ``allow_none``).
+
+    Args:
+        name: the argument's name in messages.
+        value: the user's value.
+        owner: the class or function the argument belongs to.
+        allow_none: accept None too.
+        signature: what the callable computes, shown in the message (e.g.
+            ``"(s, i, k) -> log p(s with s_i = k) - log p(s)"``).
+
+    Raises:
+        TypeError: ``value`` is not callable.
+    """
+    if value is None and allow_none:
+        return value
     if not callable(value):
-        raise TypeError(f"{name} must be callable; got {type(value).__name__}")
+        expected = "a callable" + (f" {signature}" if signature else "")
+        if allow_none:
+            expected += " or None"
+        raise TypeError(_message(owner, name, expected, _given(value)))
     return value
 
 
@@ -237,8 +376,8 @@ def check_data(data: Any) -> Any:
             dtype = np.dtype(object)
         if dtype != np.bool_ and not np.issubdtype(dtype, np.number):
             raise TypeError(
-                "data must be a pytree of arrays or numbers (it is passed through jit as an "
-                f"argument); got a leaf of type {type(leaf).__name__} at "
+                "Sampler: data must be a pytree of arrays or numbers (it is passed through jit "
+                f"as an argument); got a leaf of type {type(leaf).__name__} at "
                 f"data{jax.tree_util.keystr(path)}: {_describe(leaf)}"
             )
     return data

@@ -25,7 +25,6 @@ class SamplerConfig:
         n_max_examples: training examples resampled from the window each loop.
         n_window_loops: the training window holds the draws of this many most recent loops.
         global_chunk_size: proposals evaluated per vmapped batch in the global phase.
-        max_grad_norm: gradient clipping threshold for training.
         reverse_kl_weight: weight ``lambda >= 0`` of a reverse-KL (variational) term added to
             the maximum-likelihood loss, ``NLL + lambda * KL(q || p)``, estimated from
             ``batch_size`` fresh model draws per optimiser step (0: off).
@@ -50,7 +49,6 @@ class SamplerConfig:
     n_max_examples: int = 8192
     n_window_loops: int = 3
     global_chunk_size: int = 4096
-    max_grad_norm: float = 1.0
     reverse_kl_weight: float = 0.0
     validation_fraction: float = 0.2
     local_in_latent_space: bool = False
@@ -58,6 +56,7 @@ class SamplerConfig:
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
+        owner = "Sampler"  # the Sampler's keyword arguments are checked here
         for name in (
             "n_training_loops",
             "n_production_loops",
@@ -68,13 +67,20 @@ class SamplerConfig:
             "global_chunk_size",
             "thinning",
         ):
-            _validation.check_positive_int(name, getattr(self, name))
-        _validation.check_nonnegative_int("n_local_steps", self.n_local_steps)
-        _validation.check_nonnegative_int("n_global_steps", self.n_global_steps)
+            object.__setattr__(
+                self, name, _validation.check_int(name, getattr(self, name), owner=owner)
+            )
+        for name in ("n_local_steps", "n_global_steps"):
+            object.__setattr__(
+                self,
+                name,
+                _validation.check_int(name, getattr(self, name), minimum=0, owner=owner),
+            )
         if self.n_local_steps + self.n_global_steps < 1:
             raise ValueError(
-                "n_local_steps + n_global_steps must be >= 1 (each loop must take a step); got "
-                f"n_local_steps={self.n_local_steps}, n_global_steps={self.n_global_steps}"
+                f"{owner}: n_local_steps + n_global_steps must be >= 1 (each loop must take a "
+                f"step); got n_local_steps={self.n_local_steps}, "
+                f"n_global_steps={self.n_global_steps}"
             )
         for name, n_steps in (
             ("n_local_steps", self.n_local_steps),
@@ -82,26 +88,22 @@ class SamplerConfig:
         ):
             if 0 < n_steps < self.thinning:
                 raise ValueError(
-                    f"thinning={self.thinning} keeps every {self.thinning}-th draw of each "
-                    f"phase, so it must be at most {name}={n_steps} (every phase keeps at "
-                    f"least one draw); lower thinning or raise {name}"
+                    f"{owner}: thinning={self.thinning} keeps every {self.thinning}-th draw of "
+                    f"each phase, so it must be at most {name}={n_steps} (every phase keeps "
+                    f"at least one draw); lower thinning or raise {name}"
                 )
-        _validation.check_positive_float("learning_rate", self.learning_rate)
-        _validation.check_positive_float("max_grad_norm", self.max_grad_norm)
-        _validation.check_nonnegative_float("reverse_kl_weight", self.reverse_kl_weight)
-        _validation.check_nonnegative_float("validation_fraction", self.validation_fraction)
-        if self.validation_fraction >= 1.0:
-            raise ValueError(
-                "validation_fraction must be in [0, 1) (the share of chains held out to "
-                f"validate the model); got {self.validation_fraction}"
+        floats = {
+            "learning_rate": {"minimum": 0.0, "open_minimum": True},
+            "reverse_kl_weight": {"minimum": 0.0},
+            "validation_fraction": {"minimum": 0.0, "maximum": 1.0, "open_maximum": True},
+        }
+        for name, bounds in floats.items():
+            value = _validation.check_float(name, getattr(self, name), owner=owner, **bounds)
+            object.__setattr__(self, name, value)
+        for name in ("local_in_latent_space", "progress_bar"):
+            object.__setattr__(
+                self, name, _validation.check_bool(name, getattr(self, name), owner=owner)
             )
-        if not isinstance(self.local_in_latent_space, bool):
-            raise TypeError(
-                "local_in_latent_space must be a bool; got "
-                f"{type(self.local_in_latent_space).__name__}"
-            )
-        if not isinstance(self.progress_bar, bool):
-            raise TypeError(f"progress_bar must be a bool; got {type(self.progress_bar).__name__}")
 
     @property
     def effective_batch_size(self) -> int:

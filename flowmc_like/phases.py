@@ -14,8 +14,8 @@ import jax.numpy as jnp
 from flowmc_like import _random as random
 from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree
 from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
-from flowmc_like.kernels.metropolis import mh_accept_with_uniform
-from flowmc_like.models.base import AbstractGlobalModel, ModelParams
+from flowmc_like.kernels.metropolis import mh_accept
+from flowmc_like.models.base import AbstractFlow, AbstractGlobalModel, ModelParams
 
 __all__ = [
     "GlobalState",
@@ -113,13 +113,15 @@ def run_local_phase(
     adapt_state: PyTree,
     frozen_params: PyTree,
     is_adapting: Array,
+    n_adapting_phases: int,
 ) -> tuple[Any, PyTree, Trace]:
     """``n_steps`` local steps of every chain, adapting the kernel params if ``is_adapting``.
 
     While adapting, each step uses ``adaptation.current(adapt_state)`` and then updates the
     adaptation from all chains; otherwise every step uses ``frozen_params`` and the adaptation
-    state passes through unchanged (production is a fixed Markov chain). Both cases share one
-    compilation because ``is_adapting`` is a traced bool.
+    state passes through unchanged (production is a fixed Markov chain). An adapting phase
+    ends with ``adaptation.end_phase``. Both cases share one compilation because
+    ``is_adapting`` is a traced bool.
 
     Args:
         kernel: the local kernel (static).
@@ -131,6 +133,7 @@ def run_local_phase(
         adapt_state: adaptation state (shared by all chains).
         frozen_params: kernel params used when not adapting.
         is_adapting: ``()`` bool.
+        n_adapting_phases: (static) adapting phases in the run, for ``end_phase``.
 
     Returns:
         The new states, the new adaptation state and the `Trace` of the phase.
@@ -174,6 +177,8 @@ def run_local_phase(
         return (states, adapt_state), record
 
     (states, adapt_state), trace = jax.lax.scan(one_step, (states, adapt_state), inputs)
+    ended = adaptation.end_phase(adapt_state, n_adapting_phases)
+    adapt_state = _select(is_adapting, ended, adapt_state)
     return states, adapt_state, jax.tree.map(_chain_first, trace)
 
 
@@ -243,9 +248,7 @@ def run_global_phase(
             proposal, log_p_new, log_q_new, uniform, move_is_real = move
             log_ratio = log_p_new - state.log_prob + log_q - log_q_new
             log_ratio = jnp.where(move_is_real, log_ratio, -jnp.inf)
-            state, info = mh_accept_with_uniform(
-                uniform, log_ratio, GlobalState(proposal, log_p_new), state
-            )
+            state, info = mh_accept(uniform, log_ratio, GlobalState(proposal, log_p_new), state)
             info = info._replace(is_nonfinite=info.is_nonfinite & move_is_real)
             log_q = jnp.where(info.is_accepted, log_q_new, log_q)
             return (state, log_q), (state, info)
@@ -328,7 +331,7 @@ def run_global_phase(
 def run_latent_local_phase(
     kernel: AbstractLocalKernel,
     adaptation: Adaptation,
-    model: AbstractGlobalModel,
+    model: AbstractFlow,
     model_params: ModelParams,
     log_prob_fn: LogProbFn,
     n_steps: int,
@@ -337,6 +340,7 @@ def run_latent_local_phase(
     adapt_state: PyTree,
     frozen_params: PyTree,
     is_adapting: Array,
+    n_adapting_phases: int,
 ) -> tuple[GlobalState, PyTree, Trace]:
     """`run_local_phase` in the flow's base space: the trained flow as a preconditioner.
 
@@ -362,6 +366,7 @@ def run_latent_local_phase(
         adapt_state: adaptation state.
         frozen_params: kernel params used when not adapting.
         is_adapting: ``()`` bool.
+        n_adapting_phases: (static) adapting phases in the run, for ``end_phase``.
 
     Returns:
         The final ``x``-space positions and log densities, the new adaptation state, and the
@@ -369,15 +374,13 @@ def run_latent_local_phase(
     """
 
     def forward(z: Array) -> tuple[Array, Array]:
-        return model.forward_and_log_det(model_params, z)  # type: ignore[attr-defined]
+        return model.forward_and_log_det(model_params, z)
 
     def latent_log_prob(z: Array) -> Array:
         x, log_det = forward(z)
         return log_prob_fn(x) + log_det.astype(z.dtype)
 
-    z, _ = jax.vmap(model.inverse_and_log_det, in_axes=(None, 0))(  # type: ignore[attr-defined]
-        model_params, current.position
-    )
+    z, _ = jax.vmap(model.inverse_and_log_det, in_axes=(None, 0))(model_params, current.position)
     states = init_kernel_states(kernel, latent_log_prob, z.astype(current.position.dtype))
     _, adapt_state, trace = run_local_phase(
         kernel,
@@ -389,6 +392,7 @@ def run_latent_local_phase(
         adapt_state,
         frozen_params,
         is_adapting,
+        n_adapting_phases,
     )
     x, log_det = jax.vmap(jax.vmap(forward))(trace.position)
     has_moved = jnp.cumsum(trace.is_accepted, axis=1) > 0

@@ -165,9 +165,7 @@ def build_programs(
         layout: how the chains are laid out over devices.
     """
     has_global = has_global_moves(model, config)
-    adaptation = kernel.adaptation(
-        n_dim, max(config.n_local_steps, 1), n_chains, config.n_training_loops
-    )
+    adaptation = kernel.adaptation()
     optimizer = make_optimizer(config.learning_rate)
     n_loops = config.n_training_loops + config.n_production_loops
     n_held_out_chains = config.n_held_out_chains(n_chains)
@@ -201,7 +199,7 @@ def build_programs(
         return (
             jax.random.key_data(loop_keys),
             states,
-            adaptation.init(kernel_params),
+            adaptation.init(kernel_params, positions),
             train_state,
             buffer,
         )
@@ -222,6 +220,7 @@ def build_programs(
                 adapt_state,
                 frozen_params,
                 is_adapting,
+                config.n_training_loops,
             )
             states = init_kernel_states(kernel, log_prob_fn, current.position)
         else:
@@ -235,6 +234,7 @@ def build_programs(
                 adapt_state,
                 frozen_params,
                 is_adapting,
+                config.n_training_loops,
             )
         used_params = jax.tree.map(
             lambda a, b: jnp.where(is_adapting, a, b),
@@ -242,7 +242,7 @@ def build_programs(
             frozen_params,
         )
         trace, summary = summarize_and_thin(trace, config.thinning)
-        step_size = _step_size_of(kernel, used_params)
+        step_size = kernel.step_size_of(used_params)
         return states, adapt_state, trace, summary, step_size, adaptation.final(adapt_state)
 
     if not has_global:
@@ -302,12 +302,3 @@ def build_programs(
         return buffer, new_state, losses, is_finite
 
     return Programs(setup, local, global_, train)
-
-
-def _step_size_of(kernel, params):  # TEMPORARY until kernels declare step_size_of
-    if hasattr(kernel, "step_size_of"):
-        return kernel.step_size_of(params)
-    for name in ("step_size", "scale"):
-        if hasattr(params, name):
-            return jnp.mean(jnp.asarray(getattr(params, name)))
-    return jnp.asarray(jnp.nan)

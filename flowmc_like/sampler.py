@@ -23,18 +23,18 @@ from typing import Any
 import jax
 
 from flowmc_like import _sharding, _validation
-from flowmc_like._types import PRNGKey, PyTree, Space
+from flowmc_like._types import PRNGKey, PyTree
 from flowmc_like.adapters.ppl import ModelLogDensity, ModelTarget
 from flowmc_like.checkpoint import files as checkpoint_files
 from flowmc_like.checkpoint import run as checkpoint
 from flowmc_like.compiler import PreparedRun, prepare_run
 from flowmc_like.config import SamplerConfig
 from flowmc_like.driver import drive
-from flowmc_like.kernels.base import AbstractLocalKernel
+from flowmc_like.kernels.base import AbstractDiscreteKernel, AbstractLocalKernel
 from flowmc_like.kernels.mala import MALA
 from flowmc_like.kernels.site_flip import SiteFlip
 from flowmc_like.models.autoregressive import Autoregressive
-from flowmc_like.models.base import AbstractGlobalModel
+from flowmc_like.models.base import AbstractDiscreteModel, AbstractFlow, AbstractGlobalModel
 from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.programs import LoopState, has_global_moves, state_shardings
 from flowmc_like.records import RunProgress
@@ -75,6 +75,10 @@ def _unwrap_model_target(log_prob: Any, n_dim: int | None) -> tuple[Any, int | N
     return log_prob.log_prob, log_prob.n_dim
 
 
+def _optional_count(name: str, value: Any) -> int | None:
+    return None if value is None else _validation.check_int(name, value, owner="Sampler")
+
+
 def _resolve_kernel_and_model(
     local_kernel: Any, global_model: Any
 ) -> tuple[AbstractLocalKernel, AbstractGlobalModel | None]:
@@ -87,43 +91,43 @@ def _resolve_kernel_and_model(
     if global_model is not DEFAULT_MODEL and global_model is not None:
         if not isinstance(global_model, AbstractGlobalModel):
             raise TypeError(
-                "global_model must be a flowmc_like model such as fm.RealNVP(), fm.RQSpline() "
-                "or fm.Autoregressive(), or None for local moves only; got "
-                f"{type(global_model).__name__}"
+                "Sampler: global_model must be a flowmc_like model such as fm.RealNVP(), "
+                "fm.RQSpline() or fm.Autoregressive() (a subclass of fm.AbstractGlobalModel), "
+                f"or None for local moves only; got {global_model!r} "
+                f"(of type {type(global_model).__name__})"
             )
     if local_kernel is None:
-        if isinstance(global_model, AbstractGlobalModel) and global_model.space is Space.DISCRETE:
-            local_kernel = SiteFlip(n_categories=global_model.n_categories)  # type: ignore[attr-defined]
-        else:
-            local_kernel = MALA()
+        is_discrete = isinstance(global_model, AbstractDiscreteModel)
+        local_kernel = SiteFlip(n_categories=global_model.n_categories) if is_discrete else MALA()
     if not isinstance(local_kernel, AbstractLocalKernel):
         raise TypeError(
-            "local_kernel must be a flowmc_like kernel such as fm.MALA(), fm.HMC(), "
-            f"fm.RandomWalk() or fm.SiteFlip(); got {type(local_kernel).__name__}"
+            "Sampler: local_kernel must be a flowmc_like kernel such as fm.MALA(), fm.HMC(), "
+            "fm.RandomWalk() or fm.SiteFlip() (a subclass of fm.AbstractLocalKernel); got "
+            f"{local_kernel!r} (of type {type(local_kernel).__name__})"
         )
     if global_model is DEFAULT_MODEL:
-        if local_kernel.space is Space.DISCRETE:
-            global_model = Autoregressive(n_categories=local_kernel.n_categories)  # type: ignore[attr-defined]
+        if isinstance(local_kernel, AbstractDiscreteKernel):
+            global_model = Autoregressive(n_categories=local_kernel.n_categories)
         else:
             global_model = RealNVP()
     if global_model is None:
         return local_kernel, None
     if global_model.space is not local_kernel.space:
         raise ValueError(
-            f"local_kernel {type(local_kernel).__name__} works on a {local_kernel.space.value} "
-            f"space but global_model {type(global_model).__name__} on a "
-            f"{global_model.space.value} space; use a kernel and a model of the same space "
+            "Sampler: local_kernel and global_model must work on the same space "
             "(fm.SiteFlip with fm.Autoregressive for discrete states; fm.MALA, fm.HMC or "
-            "fm.RandomWalk with fm.RealNVP or fm.RQSpline for continuous ones)"
+            "fm.RandomWalk with fm.RealNVP or fm.RQSpline for continuous ones); got "
+            f"local_kernel {type(local_kernel).__name__} on a {local_kernel.space.value} "
+            f"space and global_model {type(global_model).__name__} on a "
+            f"{global_model.space.value} space"
         )
-    if local_kernel.space is Space.DISCRETE:
-        kernel_k = local_kernel.n_categories  # type: ignore[attr-defined]
-        model_k = global_model.n_categories  # type: ignore[attr-defined]
-        if kernel_k != model_k:
-            raise ValueError(
-                f"local_kernel has n_categories={kernel_k} but global_model has "
-                f"n_categories={model_k}; they must agree"
-            )
+    kernel_k = n_categories_of(local_kernel)
+    model_k = getattr(global_model, "n_categories", kernel_k)
+    if kernel_k != model_k:
+        raise ValueError(
+            "Sampler: local_kernel and global_model must agree on n_categories; got "
+            f"local_kernel n_categories={kernel_k}, global_model n_categories={model_k}"
+        )
     return local_kernel, global_model
 
 
@@ -131,18 +135,18 @@ def _check_moves(model: AbstractGlobalModel | None, config: SamplerConfig) -> No
     """Global-only runs need a model; ``local_in_latent_space`` a flow and local steps."""
     if config.n_local_steps == 0 and not has_global_moves(model, config):
         raise ValueError(
-            "n_local_steps=0 runs global moves only, which needs a global_model and "
+            "Sampler: n_local_steps=0 runs global moves only, which needs a global_model and "
             f"n_global_steps >= 1; got global_model={model!r}, "
             f"n_global_steps={config.n_global_steps}"
         )
     if not config.local_in_latent_space:
         return
-    is_flow = hasattr(model, "forward_and_log_det") and hasattr(model, "inverse_and_log_det")
-    if model is None or not is_flow or config.n_global_steps < 1 or config.n_local_steps < 1:
+    is_flow = isinstance(model, AbstractFlow)
+    if not is_flow or config.n_global_steps < 1 or config.n_local_steps < 1:
         raise ValueError(
-            "local_in_latent_space=True runs the local kernel through the trained flow, so it "
-            "needs a continuous flow global_model (fm.RealNVP() or fm.RQSpline()), "
-            "n_global_steps >= 1 and n_local_steps >= 1; got "
+            "Sampler: local_in_latent_space=True runs the local kernel through the trained "
+            "flow, so it needs a flow global_model (fm.RealNVP(), fm.RQSpline() or another "
+            "fm.AbstractFlow), n_global_steps >= 1 and n_local_steps >= 1; got "
             f"global_model={model!r}, n_global_steps={config.n_global_steps}, "
             f"n_local_steps={config.n_local_steps}"
         )
@@ -261,13 +265,11 @@ class Sampler:
         progress_bar: bool = SamplerConfig.progress_bar,
     ) -> None:
         log_prob, n_dim = _unwrap_model_target(log_prob, n_dim)
-        self.log_prob = _validation.check_callable("log_prob", log_prob)
+        self.log_prob = _validation.check_callable("log_prob", log_prob, owner="Sampler")
         # A PPL model's log density carries the map back to its constrained variables.
         self._constrain = log_prob.constrain if isinstance(log_prob, ModelLogDensity) else None
-        self.n_dim = None if n_dim is None else _validation.check_positive_int("n_dim", n_dim)
-        self.n_chains = (
-            None if n_chains is None else _validation.check_positive_int("n_chains", n_chains)
-        )
+        self.n_dim = _optional_count("n_dim", n_dim)
+        self.n_chains = _optional_count("n_chains", n_chains)
         self.local_kernel, self.global_model = _resolve_kernel_and_model(local_kernel, global_model)
         self.config = SamplerConfig(
             n_training_loops=n_training_loops,

@@ -20,9 +20,9 @@ import numpy as np
 
 from flowmc_like import _validation
 from flowmc_like._sharding import ChainLayout
-from flowmc_like._types import Array, PyTree, Space
+from flowmc_like._types import Array, PyTree
 from flowmc_like.adapters.pytree import PositionSpec
-from flowmc_like.kernels.base import AbstractLocalKernel
+from flowmc_like.kernels.base import AbstractDiscreteKernel, AbstractLocalKernel
 
 __all__ = [
     "BoundTarget",
@@ -36,8 +36,8 @@ __all__ = [
 
 def n_categories_of(kernel: AbstractLocalKernel) -> int | None:
     """K for a discrete kernel (positions are checked against ``[0, K)``), else None."""
-    if kernel.space is Space.DISCRETE:
-        return int(kernel.n_categories)  # type: ignore[attr-defined]
+    if isinstance(kernel, AbstractDiscreteKernel):
+        return int(kernel.n_categories)
     return None
 
 

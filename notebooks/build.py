@@ -36,13 +36,13 @@ def code(text: str) -> dict:
 NOTEBOOKS: dict[str, list[dict]] = {}
 
 NOTEBOOKS["01_quickstart.ipynb"] = [
-    md('''
+    md("""
 # Quickstart: a bimodal target
 
 Two Gaussian modes far apart in 4 dimensions, with weights 1/2 each. A local sampler started
 in one mode stays there; flowmc_like's flow proposals carry chains between the modes, so the
 mode weights come out right.
-'''),
+"""),
     code(QUICK),
     code('''
 import jax
@@ -63,26 +63,26 @@ sampler = fm.Sampler(log_prob, n_dim=n_dim, n_chains=n_chains, progress_bar=Fals
 result = sampler.run(jax.random.key(0), x0)
 result.samples.shape, result.timings
 '''),
-    md('''
+    md("""
 The production draws are `(n_chains, n_draws, n_dim)`. How often were the flow's proposals
 accepted, and what does ArviZ say?
-'''),
-    code('''
+"""),
+    code("""
 print("global acceptance:", result.global_acceptance.mean().round(3))
 print("local acceptance: ", result.local_acceptance.mean().round(3))
 result.summary()
-'''),
-    md('''
+"""),
+    md("""
 The exact mean of every coordinate is 0 and each mode holds half the mass. Assign every draw
 to the nearer mode:
-'''),
-    code('''
+"""),
+    code("""
 in_positive_mode = result.samples.sum(axis=-1) > 0
 print("weight of the +3 mode:", in_positive_mode.mean().round(3), "(exact 0.5)")
 visited_both = in_positive_mode.any(axis=1) & (~in_positive_mode).any(axis=1)
 print("chains that visited both modes:", int(visited_both.sum()), "of", n_chains)
-'''),
-    code('''
+"""),
+    code("""
 import matplotlib.pyplot as plt
 
 flat = result.samples.reshape(-1, n_dim)
@@ -92,21 +92,21 @@ plt.xlabel("x0")
 plt.ylabel("x1")
 plt.title("production draws")
 plt.show()
-'''),
-    code('''
+"""),
+    code("""
 result.plot_diagnostics()
-'''),
+"""),
 ]
 
 NOTEBOOKS["02_dual_moon_flows.ipynb"] = [
-    md('''
+    md("""
 # Dual moon: RealNVP, RQSpline, or local moves only
 
 A ring of radius 2 whose mass sits in four lobes, one per quadrant: a target with four modes
 separated by low-density arcs. We compare three samplers on the same 32 chains:
 the default flow (`fm.RealNVP()`), a rational-quadratic spline flow (`fm.RQSpline()`), and
 MALA alone (`global_model=None`). By symmetry each quadrant holds exactly 1/4 of the mass.
-'''),
+"""),
     code(QUICK),
     code('''
 import time
@@ -139,10 +139,10 @@ for name, model in models.items():
     results[name] = sampler.run(jax.random.key(0), x0)
     print(f"{name:10s} {time.perf_counter() - start:5.1f} s")
 '''),
-    md('''
+    md("""
 Quadrant weights (exact: 0.25 each), R-hat and the smallest bulk ESS over the two coordinates:
-'''),
-    code('''
+"""),
+    code("""
 for name, result in results.items():
     x = result.samples
     quadrant = (x[..., 0] > 0).astype(int) + 2 * (x[..., 1] > 0)
@@ -151,12 +151,12 @@ for name, result in results.items():
     print(f"{name:10s} weights {np.round(weights, 3)}  max R-hat {summary['r_hat'].max():.3f}  "
           f"min ESS {summary['ess_bulk'].min():7.0f}  global acceptance "
           f"{np.nanmean(result.global_acceptance):.2f}")
-'''),
-    md('''
+"""),
+    md("""
 Without the flow, chains keep to the lobes they started near: the weights reflect the starting
 points and R-hat is far above 1. With either flow, every chain visits every lobe.
-'''),
-    code('''
+"""),
+    code("""
 import matplotlib.pyplot as plt
 
 fig, axes = plt.subplots(1, 3, figsize=(12, 4), sharex=True, sharey=True)
@@ -166,38 +166,34 @@ for ax, (name, result) in zip(axes, results.items(), strict=True):
     ax.set_title(name)
     ax.set_aspect("equal")
 plt.show()
-'''),
+"""),
 ]
 
 NOTEBOOKS["03_ising_autoregressive.ipynb"] = [
-    md('''
+    md("""
 # The Ising model with an autoregressive proposal, against exact values
 
 A 4 x 4 Ising model on the torus at the critical inverse temperature: 65,536 states, few
 enough to enumerate, so the energy and magnetisation are known exactly. Single-site sweeps
 (`fm.SiteFlip`) rarely flip the whole lattice; an exactly normalised autoregressive model
 (`fm.Autoregressive`, symmetric under the global spin flip) proposes whole configurations.
-'''),
+"""),
     code(QUICK),
-    code('''
+    code("""
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import flowmc_like as fm
-from flowmc_like.testing.lattice import (
-    BETA_C,
-    compute_observables,
-    enumerate_lattice,
-    make_ising,
-)
+from flowmc_like.exact import compute_observables, enumerate_lattice
+from flowmc_like.lattice import BETA_C, make_ising
 
 L = 4
 target = make_ising(L, BETA_C)
 exact = enumerate_lattice(L, n_categories=2, beta=BETA_C)
 print("exact <E/N> =", exact.mean[0].round(5), "  <|m|> =", exact.mean[2].round(5))
-'''),
-    code('''
+"""),
+    code("""
 n_chains = 64
 schedule = (
     dict(n_training_loops=4, n_production_loops=4) if QUICK
@@ -217,12 +213,12 @@ sampler = fm.Sampler(
 s0 = jax.random.bernoulli(jax.random.key(1), 0.5, (n_chains, target.n_dim)).astype(jnp.int32)
 result = sampler.run(jax.random.key(0), s0)
 print("global acceptance:", result.global_acceptance.mean().round(3))
-'''),
-    md('''
+"""),
+    md("""
 Compare each observable with its exact value, in units of the Monte Carlo standard error
 (ArviZ's ESS of that observable):
-'''),
-    code('''
+"""),
+    code("""
 import arviz as az
 
 observables = compute_observables(result.samples, exact)  # (n_chains, n_draws, 4)
@@ -234,20 +230,20 @@ for k, name in enumerate(names):
     z = (values.mean() - exact.mean[k]) / mcse
     print(f"{name:12s} estimate {values.mean():9.5f}  exact {exact.mean[k]:9.5f}  "
           f"z {z:+5.2f}  ESS {ess:7.0f}")
-'''),
-    md('''
+"""),
+    md("""
 `z` is the error in standard errors: a correct sampler gives |z| below about 3 for each.
-'''),
+"""),
 ]
 
 NOTEBOOKS["04_numpyro_adapter.ipynb"] = [
-    md('''
+    md("""
 # A numpyro model through `fm.from_numpyro`: eight schools
 
 `fm.from_numpyro(model, *args, **kwargs)` turns a numpyro model and its data into a target on
 the model's unconstrained space (`tau > 0` becomes `log tau`), with the map back: the result
 and its ArviZ export use the model's own variable names and constrained values.
-'''),
+"""),
     code(QUICK),
     code('''
 import jax
@@ -274,24 +270,24 @@ def eight_schools(sigma, y=None):
 target = fm.from_numpyro(eight_schools, sigma, y=y)
 print("unconstrained dimension:", target.n_dim, " variables:", target.names)
 '''),
-    code('''
+    code("""
 n_chains = 32
 schedule = dict(n_training_loops=4, n_production_loops=4) if QUICK else {}
 sampler = fm.Sampler(target, n_chains=n_chains, progress_bar=False, **schedule)
 result = sampler.run(jax.random.key(0), target.initial_position(jax.random.key(1), n_chains))
 idata = result.to_arviz()
 idata.posterior
-'''),
-    code('''
+"""),
+    code("""
 import arviz as az
 
 az.summary(idata, var_names=["mu", "tau", "theta"])
-'''),
-    md('''
+"""),
+    md("""
 `result.samples` is a dict of constrained draws, `tau` is positive and `theta` (a
 deterministic site) is there too. The same posterior from numpyro's NUTS, for comparison:
-'''),
-    code('''
+"""),
+    code("""
 from numpyro.infer import MCMC, NUTS
 
 n_nuts = 200 if QUICK else 2000
@@ -299,16 +295,16 @@ mcmc = MCMC(NUTS(eight_schools), num_warmup=n_nuts, num_samples=n_nuts,
             num_chains=4, chain_method="vectorized", progress_bar=False)
 mcmc.run(jax.random.PRNGKey(0), sigma, y=y)
 az.summary(az.from_numpyro(mcmc), var_names=["mu", "tau", "theta"])
-'''),
+"""),
 ]
 
 NOTEBOOKS["05_diagnostics.ipynb"] = [
-    md('''
+    md("""
 # Diagnostics: ArviZ plots and the run's own record
 
 A run exports to ArviZ (`result.to_arviz()`), so every ArviZ plot and statistic works on it.
 `result.history` and `result.plot_diagnostics()` show how training went loop by loop.
-'''),
+"""),
     code(QUICK),
     code('''
 import arviz as az
@@ -338,32 +334,32 @@ result = fm.Sampler(log_prob, n_chains=n_chains, progress_bar=False, **schedule)
 idata = result.to_arviz()
 az.summary(idata)
 '''),
-    md('''
+    md("""
 `sample_stats` holds `lp` (the log density of each draw), `accepted` and `is_global` (true for
 draws made by a flow proposal):
-'''),
-    code('''
+"""),
+    code("""
 stats = idata.sample_stats
 print("share of global draws:", float(stats["is_global"].mean()))
 print("acceptance of global moves:", float(stats["accepted"].where(stats["is_global"]).mean()))
-'''),
-    code('''
+"""),
+    code("""
 az.plot_trace(idata, var_names=["mu"]);
-'''),
-    code('''
+"""),
+    code("""
 az.plot_pair(idata, var_names=["mu"], kind="hexbin");
-'''),
-    code('''
+"""),
+    code("""
 az.plot_rank(idata, var_names=["log_sigma"]);
-'''),
-    md('''
+"""),
+    md("""
 The run's own record: training loss, local and global acceptance and step size per loop
 (production loops shaded). A global acceptance still rising at the last training loop would
 ask for more `n_training_loops`.
-'''),
-    code('''
+"""),
+    code("""
 result.plot_diagnostics()
-'''),
+"""),
 ]
 
 

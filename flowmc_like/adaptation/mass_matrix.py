@@ -45,8 +45,8 @@ __all__ = [
     "welford_init",
     "welford_update",
     "welford_variance",
+    "close_mass_window",
     "windowed_mass_init",
-    "windowed_mass_update",
 ]
 
 SHRINKAGE_TARGET = 1e-3
@@ -165,51 +165,30 @@ def windowed_mass_init(inverse_mass: ArrayLike, n_chains: int) -> WindowedMassSt
     )
 
 
-def windowed_mass_update(
-    state: WindowedMassState,
-    positions: ArrayLike,
-    window_size: int,
-    max_windows: int | None = None,
+def close_mass_window(
+    state: WindowedMassState, max_windows: int
 ) -> tuple[WindowedMassState, Array]:
-    """Add one adapting step's positions; close the window after ``window_size`` steps.
+    """Close the current window: estimate the inverse mass from it and start a new one.
 
     Args:
-        state: current state.
-        positions: ``(n_chains, n_dim)`` positions after the step.
-        window_size: static number of steps per window. Below 2 a within-chain variance does
-            not exist, so the window never closes and the inverse mass keeps its initial value.
-        max_windows: static; after this many windows have closed, later windows are still
-            accumulated and reset but no longer change ``inverse_mass`` (None: no limit).
+        state: the state after the window's steps (added with `welford_update`).
+        max_windows: static; only the first ``max_windows`` windows replace
+            ``inverse_mass`` (later ones are still reset).
 
     Returns:
-        The new state and ``is_window_closed`` (``()`` bool): True on the step that closed a
-        window, i.e. when ``inverse_mass`` was replaced and the Welford state reset.
+        The new state and ``is_closed`` (``()`` bool): True when ``inverse_mass`` was
+        replaced. A window of fewer than two steps (no within-chain variance) or a
+        non-finite estimate leaves ``inverse_mass`` unchanged.
     """
-    positions = jnp.asarray(positions)
-    if positions.shape != state.welford.mean.shape:
-        raise ValueError(
-            f"positions have shape {positions.shape}; expected (n_chains, n_dim) = "
-            f"{state.welford.mean.shape}"
-        )
-    welford = welford_update(state.welford, positions)
-    if window_size < 2 or max_windows == 0:
-        unchanged = WindowedMassState(welford, state.inverse_mass, state.n_closed)
-        return unchanged, jnp.zeros((), dtype=bool)
+    welford = state.welford
     n_chains = welford.mean.shape[0]
     within_chain_variance = jnp.mean(welford_variance(welford), axis=0)
     estimate = regularize_variance(within_chain_variance, n_chains * welford.count)
-    is_window_full = welford.count >= window_size
-    is_window_closed = is_window_full
-    if max_windows is not None:
-        is_window_closed = is_window_full & (state.n_closed < max_windows)
+    is_closed = (welford.count >= 2) & (state.n_closed < max_windows)
     # Positions are finite (mh_accept never moves to a non-finite state), but keep the old value
     # if the estimate is unusable anyway.
-    is_usable = is_window_closed & jnp.all(jnp.isfinite(estimate) & (estimate > 0))
+    is_usable = is_closed & jnp.all(jnp.isfinite(estimate) & (estimate > 0))
     inverse_mass = jnp.where(is_usable, estimate, state.inverse_mass)
     empty = welford_init(welford.mean.shape, dtype=welford.mean.dtype)
-    welford = WelfordState(
-        *(jnp.where(is_window_full, new, old) for new, old in zip(empty, welford, strict=True))
-    )
-    n_closed = state.n_closed + is_window_closed.astype(jnp.int32)
-    new_state = WindowedMassState(welford=welford, inverse_mass=inverse_mass, n_closed=n_closed)
-    return new_state, is_window_closed
+    n_closed = state.n_closed + is_closed.astype(jnp.int32)
+    return WindowedMassState(welford=empty, inverse_mass=inverse_mass, n_closed=n_closed), is_closed

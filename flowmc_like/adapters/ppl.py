@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowmc_like._types import Array, PRNGKey
+from flowmc_like._validation import check_callable, check_int
 
 __all__ = ["ModelLogDensity", "ModelTarget", "from_numpyro", "from_pymc"]
 
@@ -112,8 +113,7 @@ class ModelTarget:
 
     def initial_position(self, key: PRNGKey, n_chains: int) -> Array:
         """``(n_chains, n_dim)`` unconstrained starting points from the PPL's initialisation."""
-        if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
-            raise ValueError(f"n_chains must be a positive integer; got {n_chains!r}")
+        n_chains = check_int("n_chains", n_chains, owner="ModelTarget.initial_position")
         positions = self.initial_positions(key, n_chains)
         return jnp.asarray(positions).reshape((n_chains, self.n_dim))
 
@@ -159,6 +159,7 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
         >>> target.constrain(jnp.zeros((2, 1)))["scale"].tolist()  # scale = exp(u)
         [1.0, 1.0]
     """
+    check_callable("model", model, owner="from_numpyro")
     try:
         from numpyro.infer.util import initialize_model
     except ImportError as error:

@@ -1,6 +1,12 @@
 """Local Markov kernels: the protocol, the accept/reject rule, continuous and discrete kernels."""
 
-from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo, no_adaptation
+from flowmc_like.kernels.base import (
+    AbstractDiscreteKernel,
+    AbstractLocalKernel,
+    Adaptation,
+    StepInfo,
+    no_adaptation,
+)
 from flowmc_like.kernels.hmc import HMC, HMCParams, HMCState
 from flowmc_like.kernels.mala import MALA, MALAParams, MALAState
 from flowmc_like.kernels.metropolis import acceptance_probability, mh_accept
@@ -10,6 +16,7 @@ from flowmc_like.kernels.site_flip import SiteFlip, SiteFlipParams, SiteFlipStat
 __all__ = [
     "HMC",
     "MALA",
+    "AbstractDiscreteKernel",
     "AbstractLocalKernel",
     "Adaptation",
     "HMCParams",

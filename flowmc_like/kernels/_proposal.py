@@ -10,7 +10,7 @@ import jax
 from flowmc_like._random import normal_from_uniform, uniform
 from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree
 from flowmc_like.kernels.base import AbstractLocalKernel, StepInfo
-from flowmc_like.kernels.metropolis import mh_accept_with_uniform
+from flowmc_like.kernels.metropolis import mh_accept
 
 __all__ = ["AbstractProposalKernel", "StepNoise"]
 
@@ -79,7 +79,7 @@ class AbstractProposalKernel(AbstractLocalKernel):
         """One transition of one chain from its noise (one row of `draw_noise`'s output)."""
         proposed = self.propose_with_noise(noise.proposal, state, log_prob_fn, params)
         log_ratio = self.log_acceptance_ratio(params, state, proposed)
-        return mh_accept_with_uniform(noise.uniform, log_ratio, proposed, state)
+        return mh_accept(noise.uniform, log_ratio, proposed, state)
 
     def step(
         self, key: PRNGKey, state: Any, log_prob_fn: LogProbFn, params: PyTree

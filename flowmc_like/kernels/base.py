@@ -8,62 +8,29 @@ Every kernel state is a NamedTuple whose first two fields are ``position`` and `
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
-from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree, Space
+import jax.numpy as jnp
 
-__all__ = ["AbstractLocalKernel", "Adaptation", "StepInfo", "no_adaptation"]
+from flowmc_like._types import Array, LogProbFn, PRNGKey, PyTree, Space, StepInfo
+from flowmc_like.adaptation.base import Adaptation, no_adaptation
 
-
-class StepInfo(NamedTuple):
-    """Per-step diagnostics shared by every kernel and by the global move.
-
-    Attributes:
-        acceptance_prob: ``()`` float in [0, 1], min(1, exp(log_ratio)); 0 for non-finite ratios.
-        is_accepted: ``()`` bool.
-        is_nonfinite: ``()`` bool, true when the proposal was rejected because its log density
-            (or the log ratio) was NaN or infinite; for `SiteFlip`, when any site's proposal
-            in the sweep was.
-    """
-
-    acceptance_prob: Array
-    is_accepted: Array
-    is_nonfinite: Array
-
-
-class Adaptation(NamedTuple):
-    """Pure functions that tune a kernel's params during the training loops.
-
-    Attributes:
-        init: ``(params) -> adapt_state``.
-        update: ``(adapt_state, positions (n_chains, n_dim), infos: StepInfo batched over
-            chains) -> adapt_state``; called after every local step while adapting.
-        current: ``(adapt_state) -> params`` used for the next step while adapting.
-        final: ``(adapt_state) -> params`` frozen for production.
-    """
-
-    init: Callable[[PyTree], PyTree]
-    update: Callable[[PyTree, Array, StepInfo], PyTree]
-    current: Callable[[PyTree], PyTree]
-    final: Callable[[PyTree], PyTree]
-
-
-def no_adaptation() -> Adaptation:
-    """An `Adaptation` that leaves the params unchanged (e.g. for ``SiteFlip``)."""
-    return Adaptation(
-        init=lambda params: params,
-        update=lambda state, positions, infos: state,
-        current=lambda state: state,
-        final=lambda state: state,
-    )
+__all__ = [
+    "AbstractDiscreteKernel",
+    "AbstractLocalKernel",
+    "Adaptation",
+    "StepInfo",
+    "no_adaptation",
+]
 
 
 class AbstractLocalKernel(abc.ABC):
     """A Markov kernel that updates one chain and leaves the target invariant.
 
     Concrete kernels are frozen dataclasses; every method works on ONE chain and is
-    vmapped over chains by `flowmc_like.phases` only.
+    vmapped over chains by `flowmc_like.phases` only. Only `init_params`, `init` and `step`
+    are required; `adaptation`, `step_size_of`, `check_target` and the bulk-noise pair
+    `draw_noise` / `step_with_noise` have defaults.
     """
 
     space: ClassVar[Space]
@@ -111,20 +78,31 @@ class AbstractLocalKernel(abc.ABC):
         """
         del log_prob_fn, positions
 
-    @abc.abstractmethod
-    def adaptation(
-        self,
-        n_dim: int,
-        window_size: int,
-        n_chains: int | None = None,
-        n_windows: int | None = None,
-    ) -> Adaptation:
-        """The adaptation used in training loops.
+    def adaptation(self) -> Adaptation:
+        """How the training loops tune the params (default: `no_adaptation`, nothing tuned).
 
-        Args:
-            n_dim: dimension of one position.
-            window_size: number of adapting steps per local phase (``n_local_steps``);
-                windowed estimators (e.g. HMC's mass matrix) close a window after this many.
-            n_chains: number of chains, for estimators that track each chain (HMC's mass).
-            n_windows: number of adapting local phases in the run (``n_training_loops``).
+        The sampler calls ``init(params, positions)`` before the first loop, ``update`` after
+        every adapting local step, ``end_phase`` after every adapting local phase, ``current``
+        for the params of the next adapting step and ``final`` for production's params.
         """
+        return no_adaptation()
+
+    def step_size_of(self, params: PyTree) -> Array:
+        """The ``()`` step size (or scale) in ``params``, as `History.step_size` reports it.
+
+        The default is NaN (a kernel without one).
+        """
+        del params
+        return jnp.asarray(jnp.nan)
+
+
+class AbstractDiscreteKernel(AbstractLocalKernel):
+    """A local kernel on integer states in ``[0, n_categories)`` (e.g. `SiteFlip`).
+
+    Attributes:
+        n_categories: the number of categories K of every site (``n_categories`` of the
+            global model, if any, must agree).
+    """
+
+    space: ClassVar[Space] = Space.DISCRETE
+    n_categories: int

@@ -10,19 +10,13 @@ import jax.numpy as jnp
 
 from flowmc_like import _random as random
 from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
-from flowmc_like.adaptation.base import AdaptationState
-from flowmc_like.adaptation.mass_matrix import windowed_mass_init, windowed_mass_update
-from flowmc_like.adaptation.step_size import (
-    dual_averaging_current,
-    dual_averaging_final,
-    dual_averaging_init,
-    dual_averaging_restart,
-    dual_averaging_update,
-)
-from flowmc_like.kernels._utils import as_float_position, positive_finite_float, positive_int
-from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo
+from flowmc_like._validation import check_float, check_int
+from flowmc_like.adaptation.base import Adaptation
+from flowmc_like.adaptation.builders import step_size_and_mass_adaptation
+from flowmc_like.kernels._utils import as_float_position
+from flowmc_like.kernels.base import AbstractLocalKernel, StepInfo
 from flowmc_like.kernels.integrators import IntegratorState, leapfrog
-from flowmc_like.kernels.metropolis import mh_accept_with_uniform
+from flowmc_like.kernels.metropolis import mh_accept
 
 __all__ = ["HMC", "HMCParams", "HMCState"]
 
@@ -132,12 +126,22 @@ class HMC(AbstractLocalKernel):
     target_acceptance: ClassVar[float] = 0.65
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "step_size", positive_finite_float("step_size", self.step_size))
-        object.__setattr__(self, "n_leapfrog", positive_int("n_leapfrog", self.n_leapfrog))
-        jitter = self.step_size_jitter
-        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter < 1:
-            raise ValueError(f"step_size_jitter must be a number in [0, 1); got {jitter!r}")
-        object.__setattr__(self, "step_size_jitter", float(jitter))
+        step_size = check_float(
+            "step_size", self.step_size, minimum=0.0, open_minimum=True, owner="HMC"
+        )
+        object.__setattr__(self, "step_size", step_size)
+        object.__setattr__(
+            self, "n_leapfrog", check_int("n_leapfrog", self.n_leapfrog, owner="HMC")
+        )
+        jitter = check_float(
+            "step_size_jitter",
+            self.step_size_jitter,
+            minimum=0.0,
+            maximum=1.0,
+            open_maximum=True,
+            owner="HMC",
+        )
+        object.__setattr__(self, "step_size_jitter", jitter)
 
     def init_params(self, n_dim: int) -> HMCParams:
         """Initial step size and a unit inverse mass.
@@ -266,87 +270,21 @@ class HMC(AbstractLocalKernel):
             trajectory_params, state, momentum, log_prob_fn
         )
         log_ratio = self.log_acceptance_ratio(params, state, momentum, proposed, proposed_momentum)
-        return mh_accept_with_uniform(noise.accept, log_ratio, proposed, state)
+        return mh_accept(noise.accept, log_ratio, proposed, state)
 
-    def adaptation(
-        self,
-        n_dim: int,
-        window_size: int,
-        n_chains: int | None = None,
-        n_windows: int | None = None,
-    ) -> Adaptation:
-        """Dual averaging of ``step_size`` plus a windowed diagonal inverse mass.
+    def adaptation(self) -> Adaptation:
+        """Dual averaging of ``step_size`` toward 0.65 plus a windowed diagonal inverse mass.
 
-        On every ``update``: dual averaging toward 0.65 from the acceptance probability
-        averaged over chains, and a per-chain Welford update with the new positions. After
-        ``window_size`` updates (one local phase of one training loop) the window closes:
-        ``inverse_mass`` becomes the chain-averaged within-chain variance of the window,
-        regularised toward 1e-3 with weight ``5 / (n + 5)``, ``n = n_chains * window_size``;
-        the Welford state is reset; and dual averaging restarts (``mu = log(10 h)``) from
-        ``h``, its averaged step size so far, because the optimal step size changes with the
-        mass matrix. The window logic runs on traced counters (no recompilation).
-
-        Only the first ``n_windows // 2`` windows update the mass (all of them when
-        ``n_windows`` is None): the second half of the adapting steps tunes the step size for
-        the final mass without restarts, so the averaged step size that production uses has
-        converged (restarting at every window leaves it biased by the restart transient).
-
-        ``current`` gives ``(exp(log h_t), inverse_mass)``; ``final`` gives the averaged step
-        size and the inverse mass of the last closed window. ``window_size < 2`` disables the
-        mass estimate (a within-chain variance needs two draws).
-
-        Args:
-            n_dim: dimension of one position.
-            window_size: adapting steps per window; pass ``n_local_steps``.
-            n_chains: number of chains (rows of the ``positions`` given to ``update``);
-                required, as the per-chain Welford state has shape ``(n_chains, n_dim)``.
-            n_windows: number of adapting local phases of the run (``n_training_loops``).
-
-        Returns:
-            The `Adaptation` triple; its state is an `AdaptationState` whose ``mass`` is a
-            `flowmc_like.adaptation.mass_matrix.WindowedMassState`.
-
-        Raises:
-            ValueError: if ``n_chains`` is missing or not a positive integer, or
-                ``window_size`` is not a positive integer.
+        Each adapting local phase is one mass-matrix window; the first half of the training
+        loops' windows set ``inverse_mass`` (see
+        `flowmc_like.adaptation.step_size_and_mass_adaptation`).
         """
-        if n_chains is None:
-            raise ValueError(
-                "HMC.adaptation needs n_chains (its mass-matrix estimate tracks each chain); "
-                "call kernel.adaptation(n_dim, window_size, n_chains=n_chains)"
-            )
-        n_chains = positive_int("n_chains", n_chains)
-        window_size = positive_int("window_size", window_size)
-        max_windows = None if n_windows is None else positive_int("n_windows", n_windows) // 2
-        target_acceptance = self.target_acceptance
+        return step_size_and_mass_adaptation(
+            self.target_acceptance,
+            get_step_size_and_mass=lambda params: (params.step_size, params.inverse_mass),
+            make_params=HMCParams,
+        )
 
-        def init(params: HMCParams) -> AdaptationState:
-            return AdaptationState(
-                step_size=dual_averaging_init(params.step_size),
-                mass=windowed_mass_init(params.inverse_mass, n_chains),
-            )
-
-        def update(state: AdaptationState, positions: Array, infos: StepInfo) -> AdaptationState:
-            acceptance_prob = jnp.nan_to_num(infos.acceptance_prob, nan=0.0)
-            step_size_state = dual_averaging_update(
-                state.step_size, jnp.mean(acceptance_prob), target_acceptance
-            )
-            mass_state, is_window_closed = windowed_mass_update(
-                state.mass, positions, window_size, max_windows
-            )
-            restarted = dual_averaging_restart(step_size_state)
-            step_size_state = jax.tree.map(
-                lambda new, old: jnp.where(is_window_closed, new, old),
-                restarted,
-                step_size_state,
-            )
-            return AdaptationState(step_size=step_size_state, mass=mass_state)
-
-        def current(state: AdaptationState) -> HMCParams:
-            return HMCParams(dual_averaging_current(state.step_size), state.mass.inverse_mass)
-
-        def final(state: AdaptationState) -> HMCParams:
-            return HMCParams(dual_averaging_final(state.step_size), state.mass.inverse_mass)
-
-        del n_dim
-        return Adaptation(init=init, update=update, current=current, final=final)
+    def step_size_of(self, params: HMCParams) -> Array:
+        """The step size."""
+        return jnp.mean(jnp.asarray(params.step_size))

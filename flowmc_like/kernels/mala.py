@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from flowmc_like._types import Array, ArrayLike, LogProbFn, Space
-from flowmc_like.kernels._adaptation import step_size_adaptation
+from flowmc_like._validation import check_float
+from flowmc_like.adaptation.base import Adaptation
+from flowmc_like.adaptation.builders import step_size_adaptation
 from flowmc_like.kernels._proposal import AbstractProposalKernel
-from flowmc_like.kernels._utils import as_float_position, positive_finite_float
-from flowmc_like.kernels.base import Adaptation
+from flowmc_like.kernels._utils import as_float_position
 
 __all__ = ["MALA", "MALAParams", "MALAState"]
 
@@ -86,7 +87,10 @@ class MALA(AbstractProposalKernel):
     target_acceptance: ClassVar[float] = 0.574
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "step_size", positive_finite_float("step_size", self.step_size))
+        step_size = check_float(
+            "step_size", self.step_size, minimum=0.0, open_minimum=True, owner="MALA"
+        )
+        object.__setattr__(self, "step_size", step_size)
 
     def init_params(self, n_dim: int) -> MALAParams:
         """``MALAParams`` holding the initial step size as a ``()`` float array.
@@ -171,30 +175,18 @@ class MALA(AbstractProposalKernel):
         )
         return proposed.log_prob - current.log_prob + log_q_reverse - log_q_forward
 
-    def adaptation(
-        self,
-        n_dim: int,
-        window_size: int,
-        n_chains: int | None = None,
-        n_windows: int | None = None,
-    ) -> Adaptation:
+    def adaptation(self) -> Adaptation:
         """Dual averaging of ``step_size`` toward 0.574, updated after every adapting step.
 
         The update uses the acceptance probability averaged over chains, so all chains share
         one step size; ``final`` returns the averaged iterate ``exp(log hbar)``.
-
-        Args:
-            n_dim: dimension of one position (unused).
-            window_size: adapting steps per local phase (unused: no windows).
-            n_chains: number of chains (unused).
-            n_windows: number of adapting local phases (unused).
-
-        Returns:
-            The `Adaptation` triple; its state is an `AdaptationState` with ``mass=None``.
         """
-        del n_dim, window_size, n_chains, n_windows
         return step_size_adaptation(
             self.target_acceptance,
             get_step_size=lambda params: params.step_size,
             make_params=lambda step_size: MALAParams(step_size=step_size),
         )
+
+    def step_size_of(self, params: Any) -> Array:
+        """The step size."""
+        return jnp.mean(jnp.asarray(params.step_size))

@@ -7,10 +7,10 @@ from typing import TypeVar
 import jax
 import jax.numpy as jnp
 
-from flowmc_like._types import Array, PRNGKey
+from flowmc_like._types import Array
 from flowmc_like.kernels.base import StepInfo
 
-__all__ = ["acceptance_probability", "mh_accept", "mh_accept_with_uniform"]
+__all__ = ["acceptance_probability", "mh_accept"]
 
 State = TypeVar("State")
 
@@ -36,33 +36,16 @@ def acceptance_probability(log_ratio: Array, proposed_log_prob: Array | None = N
 
 
 def mh_accept(
-    key: PRNGKey, log_ratio: Array, proposed: State, current: State
+    uniform: Array, log_ratio: Array, proposed: State, current: State
 ) -> tuple[State, StepInfo]:
     """Accept ``proposed`` with probability min(1, exp(log_ratio)), else keep ``current``.
 
-    The probability comes from `acceptance_probability`, so a non-finite ratio or a non-finite
-    ``proposed.log_prob`` is always a rejection.
+    Accepts iff ``uniform < prob``; the probability comes from `acceptance_probability`, so a
+    non-finite ratio or a non-finite ``proposed.log_prob`` is always a rejection. Every
+    kernel and the global move decide through this function.
 
     Args:
-        key: PRNG key for the uniform draw.
-        log_ratio: ``()`` log Metropolis-Hastings ratio of the move current -> proposed.
-        proposed: proposed state (a NamedTuple whose second field is ``log_prob``).
-        current: current state of the same structure.
-
-    Returns:
-        The next state and its `StepInfo`.
-    """
-    uniform = jax.random.uniform(key, dtype=jnp.result_type(log_ratio))
-    return mh_accept_with_uniform(uniform, log_ratio, proposed, current)
-
-
-def mh_accept_with_uniform(
-    uniform: Array, log_ratio: Array, proposed: State, current: State
-) -> tuple[State, StepInfo]:
-    """`mh_accept` with the uniform draw ``u ~ U(0, 1)`` given: accept iff ``u < prob``.
-
-    Args:
-        uniform: ``()`` the uniform draw.
+        uniform: ``()`` a draw ``u ~ U(0, 1)``.
         log_ratio: ``()`` log Metropolis-Hastings ratio of the move current -> proposed.
         proposed: proposed state (a NamedTuple whose second field is ``log_prob``).
         current: current state of the same structure.

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax.numpy as jnp
 
 from flowmc_like._types import Array, ArrayLike, LogProbFn, Space
-from flowmc_like.kernels._adaptation import step_size_adaptation
+from flowmc_like._validation import check_float
+from flowmc_like.adaptation.base import Adaptation
+from flowmc_like.adaptation.builders import step_size_adaptation
 from flowmc_like.kernels._proposal import AbstractProposalKernel
-from flowmc_like.kernels._utils import as_float_position, positive_finite_float
-from flowmc_like.kernels.base import Adaptation
+from flowmc_like.kernels._utils import as_float_position
 
 __all__ = ["RandomWalk", "RandomWalkParams", "RandomWalkState"]
 
@@ -74,7 +75,8 @@ class RandomWalk(AbstractProposalKernel):
     target_acceptance: ClassVar[float] = 0.234
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", positive_finite_float("scale", self.scale))
+        scale = check_float("scale", self.scale, minimum=0.0, open_minimum=True, owner="RandomWalk")
+        object.__setattr__(self, "scale", scale)
 
     def init_params(self, n_dim: int) -> RandomWalkParams:
         """``RandomWalkParams`` holding the initial scale as a ``()`` float array.
@@ -155,30 +157,18 @@ class RandomWalk(AbstractProposalKernel):
         log_q_forward = self.proposal_log_density(params, proposed.position, current.position)
         return proposed.log_prob - current.log_prob + log_q_reverse - log_q_forward
 
-    def adaptation(
-        self,
-        n_dim: int,
-        window_size: int,
-        n_chains: int | None = None,
-        n_windows: int | None = None,
-    ) -> Adaptation:
+    def adaptation(self) -> Adaptation:
         """Dual averaging of ``scale`` toward 0.234, updated after every adapting step.
 
         The update uses the acceptance probability averaged over chains, so all chains share
         one scale; ``final`` returns the averaged iterate.
-
-        Args:
-            n_dim: dimension of one position (unused).
-            window_size: adapting steps per local phase (unused: no windows).
-            n_chains: number of chains (unused).
-            n_windows: number of adapting local phases (unused).
-
-        Returns:
-            The `Adaptation` triple; its state is an `AdaptationState` with ``mass=None``.
         """
-        del n_dim, window_size, n_chains, n_windows
         return step_size_adaptation(
             self.target_acceptance,
             get_step_size=lambda params: params.scale,
             make_params=lambda scale: RandomWalkParams(scale=scale),
         )
+
+    def step_size_of(self, params: Any) -> Array:
+        """The scale."""
+        return jnp.mean(jnp.asarray(params.scale))

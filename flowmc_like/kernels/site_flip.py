@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from collections.abc import Callable
 from typing import ClassVar, Literal, NamedTuple, final
 
@@ -13,7 +12,8 @@ import numpy as np
 
 from flowmc_like import _random as random
 from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
-from flowmc_like.kernels.base import AbstractLocalKernel, Adaptation, StepInfo, no_adaptation
+from flowmc_like._validation import check_callable, check_choice, check_int
+from flowmc_like.kernels.base import AbstractDiscreteKernel, StepInfo
 from flowmc_like.kernels.metropolis import acceptance_probability
 
 __all__ = ["DeltaLogProbFn", "SiteFlip", "SiteFlipParams", "SiteFlipState"]
@@ -57,7 +57,7 @@ class SiteFlipParams(NamedTuple):
 
 @final
 @dataclasses.dataclass(frozen=True)
-class SiteFlip(AbstractLocalKernel):
+class SiteFlip(AbstractDiscreteKernel):
     """Sweeps of single-site updates on integer states ``s`` in ``{0, ..., K-1}^n_dim``.
 
     One ``step`` is one *sweep*: ``n_dim`` single-site updates, visiting the sites in a fresh
@@ -116,20 +116,16 @@ class SiteFlip(AbstractLocalKernel):
     target_acceptance: ClassVar[float] = float("nan")
 
     def __post_init__(self) -> None:
-        value = self.n_categories
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"SiteFlip: n_categories must be an int >= 2; got {value!r}")
-        if value < 2:
-            raise ValueError(f"SiteFlip: n_categories must be an int >= 2; got {value}")
-        object.__setattr__(self, "n_categories", int(value))
-        if self.mode not in _MODES:
-            raise ValueError(f"SiteFlip: mode must be one of {_MODES}; got {self.mode!r}")
-        if self.delta_log_prob is not None and not callable(self.delta_log_prob):
-            raise TypeError(
-                "SiteFlip: delta_log_prob must be a callable (s, i, k) -> "
-                f"log p(s with s_i = k) - log p(s), or None; got "
-                f"{type(self.delta_log_prob).__name__}"
-            )
+        n_categories = check_int("n_categories", self.n_categories, minimum=2, owner="SiteFlip")
+        object.__setattr__(self, "n_categories", n_categories)
+        check_choice("mode", self.mode, _MODES, owner="SiteFlip")
+        check_callable(
+            "delta_log_prob",
+            self.delta_log_prob,
+            owner="SiteFlip",
+            allow_none=True,
+            signature="(s, i, k) -> log p(s with s_i = k) - log p(s)",
+        )
 
     # ------------------------------------------------------------------ protocol
 
@@ -143,17 +139,6 @@ class SiteFlip(AbstractLocalKernel):
         position = as_int_position(position)
         log_prob = jnp.asarray(log_prob_fn(position))
         return SiteFlipState(position=position, log_prob=log_prob)
-
-    def adaptation(
-        self,
-        n_dim: int,
-        window_size: int,
-        n_chains: int | None = None,
-        n_windows: int | None = None,
-    ) -> Adaptation:
-        """`no_adaptation`: SiteFlip has no tunable parameter."""
-        del n_dim, window_size, n_chains, n_windows
-        return no_adaptation()
 
     def step(
         self,

@@ -28,11 +28,11 @@ from typing import Any, ClassVar
 import distrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from flowmc_like._random import normal_from_uniform
 from flowmc_like._types import Array, ArrayLike, PRNGKey, PyTree, Space
-from flowmc_like.models.base import AbstractGlobalModel, ModelParams
+from flowmc_like._validation import check_int
+from flowmc_like.models.base import AbstractFlow, ModelParams
 from flowmc_like.models.masks import alternating_masks
 from flowmc_like.models.networks import MLP
 from flowmc_like.models.standardize import (
@@ -44,46 +44,6 @@ from flowmc_like.models.standardize import (
 )
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def check_positive_int(owner: str, name: str, value: object) -> int:
-    """Return ``value`` as an int or raise a ValueError naming ``owner.name``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer; got {value!r}.")
-    return int(value)
-
-
-def check_positive_float(owner: str, name: str, value: object) -> float:
-    """Return ``value`` as a float or raise a ValueError naming ``owner.name``."""
-    is_real = not isinstance(value, bool) and isinstance(
-        value, int | float | np.integer | np.floating
-    )
-    try:
-        number = float(value) if is_real else math.nan  # type: ignore[arg-type]
-    except OverflowError:  # an int too large for a float
-        number = math.inf
-    if not math.isfinite(number) or number <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive finite number; got {value!r}.")
-    return number
-
-
-def check_hidden_sizes(owner: str, value: object) -> tuple[int, ...]:
-    """Return ``value`` as a tuple of positive ints or raise a ValueError."""
-    try:
-        sizes = tuple(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(
-            f"{owner}: hidden_sizes must be a sequence of positive integers; got {value!r}."
-        ) from None
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-            raise ValueError(
-                f"{owner}: hidden_sizes must be a sequence of positive integers; got {value!r}."
-            )
-    return tuple(int(size) for size in sizes)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -114,7 +74,7 @@ def _coupling_layer(
 # --------------------------------------------------------------------------- the base class
 
 
-class AbstractCouplingFlow(AbstractGlobalModel):
+class AbstractCouplingFlow(AbstractFlow):
     """A standardised stack of masked coupling layers over a standard-normal base.
 
     Concrete subclasses are frozen dataclasses with fields ``n_layers`` and ``hidden_sizes``
@@ -206,7 +166,7 @@ class AbstractCouplingFlow(AbstractGlobalModel):
             leading ``(n_layers,)`` axis, and ``frozen`` a `StandardizationParams` of zeros and
             ones ``(n_dim,)``. Both use JAX's default float dtype.
         """
-        n_dim = check_positive_int(type(self).__name__, "n_dim", n_dim)
+        n_dim = check_int("n_dim", n_dim, owner=f"{type(self).__name__}.init")
         dtype = _default_float_dtype()
         trainable = _init_trainable(self, key, n_dim, dtype)
         return ModelParams(
@@ -292,8 +252,5 @@ _init_trainable = jax.jit(
 __all__ = [
     "AbstractCouplingFlow",
     "StandardizationParams",
-    "check_hidden_sizes",
-    "check_positive_float",
-    "check_positive_int",
     "standard_normal_log_prob",
 ]

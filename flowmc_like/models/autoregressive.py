@@ -8,11 +8,11 @@ from typing import Any, ClassVar, final
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from flowmc_like._random import gumbel_from_uniform
 from flowmc_like._types import Array, ArrayLike, PRNGKey, PyTree, Space
-from flowmc_like.models.base import AbstractGlobalModel, ModelParams
+from flowmc_like._validation import check_bool, check_int, check_sizes
+from flowmc_like.models.base import AbstractDiscreteModel, ModelParams
 from flowmc_like.models.masks import made_direct_mask, made_masks
 from flowmc_like.models.networks import MADE
 
@@ -29,13 +29,9 @@ def _default_float_dtype() -> Any:
     return jnp.zeros((), dtype=float).dtype
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
-
-
 @final
 @dataclasses.dataclass(frozen=True)
-class Autoregressive(AbstractGlobalModel):
+class Autoregressive(AbstractDiscreteModel):
     """Exact-likelihood autoregressive categorical model over ``{0, ..., K-1}^n_dim`` (MADE).
 
     For an event ``s`` (int ``(n_dim,)``, values in ``[0, K)``, ``K = n_categories``):
@@ -122,46 +118,13 @@ class Autoregressive(AbstractGlobalModel):
     direct_connections: bool = True
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        k = self.n_categories
-        if not _is_int(k):
-            raise TypeError(
-                f"{name}: n_categories must be an integer >= 2; got {k!r} ({type(k).__name__})."
-            )
-        if k < 2:
-            raise ValueError(f"{name}: n_categories must be an integer >= 2; got {k!r}.")
-        object.__setattr__(self, "n_categories", int(k))
-
-        sizes = self.hidden_sizes
-        if isinstance(sizes, str | bytes) or not hasattr(sizes, "__iter__"):
-            raise TypeError(
-                f"{name}: hidden_sizes must be a tuple of positive integers; got {sizes!r}."
-            )
-        sizes = tuple(sizes)
-        for size in sizes:
-            if not _is_int(size):
-                raise TypeError(
-                    f"{name}: hidden_sizes must be a tuple of positive integers; got {sizes!r} "
-                    f"(element {size!r} is a {type(size).__name__})."
-                )
-            if size < 1:
-                raise ValueError(
-                    f"{name}: hidden_sizes must be a tuple of positive integers; got {sizes!r}."
-                )
-        object.__setattr__(self, "hidden_sizes", tuple(int(size) for size in sizes))
-
-        if not isinstance(self.symmetric, bool | np.bool_):
-            raise TypeError(
-                f"{name}: symmetric must be a bool; got {self.symmetric!r} "
-                f"({type(self.symmetric).__name__})."
-            )
-        object.__setattr__(self, "symmetric", bool(self.symmetric))
-        if not isinstance(self.direct_connections, bool | np.bool_):
-            raise TypeError(
-                f"{name}: direct_connections must be a bool; got {self.direct_connections!r} "
-                f"({type(self.direct_connections).__name__})."
-            )
-        object.__setattr__(self, "direct_connections", bool(self.direct_connections))
+        owner = "Autoregressive"
+        n_categories = check_int("n_categories", self.n_categories, minimum=2, owner=owner)
+        object.__setattr__(self, "n_categories", n_categories)
+        hidden_sizes = check_sizes("hidden_sizes", self.hidden_sizes, owner=owner)
+        object.__setattr__(self, "hidden_sizes", hidden_sizes)
+        for name in ("symmetric", "direct_connections"):
+            object.__setattr__(self, name, check_bool(name, getattr(self, name), owner=owner))
 
     # ---- helpers
 
@@ -232,10 +195,7 @@ class Autoregressive(AbstractGlobalModel):
             ``ModelParams(trainable=<MADE flax params>, frozen=())`` in JAX's default float
             dtype.
         """
-        if not _is_int(n_dim) or n_dim < 1:
-            raise ValueError(
-                f"{type(self).__name__}: n_dim must be a positive integer; got {n_dim!r}."
-            )
+        n_dim = check_int("n_dim", n_dim, owner="Autoregressive.init")
         trainable = _init_trainable(
             self.n_categories,
             self.hidden_sizes,

@@ -7,7 +7,7 @@ from typing import ClassVar, NamedTuple
 
 from flowmc_like._types import Array, PRNGKey, PyTree, Space
 
-__all__ = ["AbstractGlobalModel", "ModelParams"]
+__all__ = ["AbstractDiscreteModel", "AbstractFlow", "AbstractGlobalModel", "ModelParams"]
 
 
 class ModelParams(NamedTuple):
@@ -63,3 +63,33 @@ class AbstractGlobalModel(abc.ABC):
     ) -> tuple[Array, Array]:
         """`sample_and_log_prob` with its randomness given: ``uniform (n_uniforms,)`` in [0, 1)."""
         raise NotImplementedError(f"{type(self).__name__} samples from a key only")
+
+
+class AbstractFlow(AbstractGlobalModel):
+    """A continuous global model that is a bijection ``x = T(z)`` of a standard normal ``z``.
+
+    Local moves in the flow's base space (``Sampler(local_in_latent_space=True)``) need the
+    two maps below; `RealNVP` and `RQSpline` are flows.
+    """
+
+    space: ClassVar[Space] = Space.CONTINUOUS
+
+    @abc.abstractmethod
+    def forward_and_log_det(self, params: ModelParams, z: Array) -> tuple[Array, Array]:
+        """Map a base point to event space: ``z (n_dim,) -> (x (n_dim,), log|det dx/dz| ())``."""
+
+    @abc.abstractmethod
+    def inverse_and_log_det(self, params: ModelParams, x: Array) -> tuple[Array, Array]:
+        """Map one event to the base space: ``x (n_dim,) -> (z (n_dim,), log|det dz/dx| ())``."""
+
+
+class AbstractDiscreteModel(AbstractGlobalModel):
+    """A global model of integer states in ``[0, n_categories)`` (e.g. `Autoregressive`).
+
+    Attributes:
+        n_categories: the number of categories K of every site (the kernel's, if it is
+            discrete, must agree).
+    """
+
+    space: ClassVar[Space] = Space.DISCRETE
+    n_categories: int

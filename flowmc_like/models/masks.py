@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowmc_like._validation import check_int
+
 __all__ = [
     "alternating_masks",
     "coupling_mask",
@@ -21,12 +23,6 @@ __all__ = [
     "made_masks",
     "made_site_degrees",
 ]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return int(value)
 
 
 def coupling_mask(n_dim: int, parity: int) -> np.ndarray:
@@ -49,9 +45,10 @@ def coupling_mask(n_dim: int, parity: int) -> np.ndarray:
         Boolean numpy array of shape ``(n_dim,)``.
 
     Raises:
-        ValueError: if ``n_dim`` is not a positive integer.
+        TypeError: if ``n_dim`` is not an integer.
+        ValueError: if ``n_dim`` is below 1.
     """
-    n_dim = _check_positive_int("n_dim", n_dim)
+    n_dim = check_int("n_dim", n_dim, owner="coupling_mask")
     if n_dim == 1:
         return np.zeros((1,), dtype=bool)
     return np.arange(n_dim) % 2 == parity % 2
@@ -71,14 +68,15 @@ def alternating_masks(n_dim: int, n_layers: int) -> np.ndarray:
         Boolean numpy array of shape ``(n_layers, n_dim)``.
 
     Raises:
-        ValueError: if ``n_dim`` or ``n_layers`` is not a positive integer.
+        TypeError: if ``n_dim`` or ``n_layers`` is not an integer.
+        ValueError: if ``n_dim`` or ``n_layers`` is below 1.
 
     Example:
         >>> alternating_masks(3, 2)
         array([[ True, False,  True],
                [False,  True, False]])
     """
-    n_layers = _check_positive_int("n_layers", n_layers)
+    n_layers = check_int("n_layers", n_layers, owner="alternating_masks")
     return np.stack([coupling_mask(n_dim, layer) for layer in range(n_layers)])
 
 
@@ -102,8 +100,8 @@ def made_site_degrees(n_dim: int, n_categories: int) -> np.ndarray:
         >>> made_site_degrees(3, 2)
         array([0, 0, 1, 1, 2, 2])
     """
-    n_dim = _check_positive_int("n_dim", n_dim)
-    n_categories = _check_positive_int("n_categories", n_categories)
+    n_dim = check_int("n_dim", n_dim, owner="made_site_degrees")
+    n_categories = check_int("n_categories", n_categories, owner="made_site_degrees")
     return np.repeat(np.arange(n_dim), n_categories)
 
 
@@ -128,8 +126,8 @@ def made_hidden_degrees(n_dim: int, size: int) -> np.ndarray:
         >>> made_hidden_degrees(4, 7)
         array([0, 1, 2, 0, 1, 2, 0])
     """
-    n_dim = _check_positive_int("n_dim", n_dim)
-    size = _check_positive_int("size", size)
+    n_dim = check_int("n_dim", n_dim, owner="made_hidden_degrees")
+    size = check_int("size", size, owner="made_hidden_degrees")
     return np.arange(size) % max(n_dim - 1, 1)
 
 

@@ -9,12 +9,8 @@ import distrax
 import jax.numpy as jnp
 
 from flowmc_like._types import Array, Space
-from flowmc_like.models._coupling_flow import (
-    AbstractCouplingFlow,
-    check_hidden_sizes,
-    check_positive_float,
-    check_positive_int,
-)
+from flowmc_like._validation import check_bool, check_float, check_int, check_sizes
+from flowmc_like.models._coupling_flow import AbstractCouplingFlow
 
 __all__ = ["RealNVP"]
 
@@ -71,16 +67,15 @@ class RealNVP(AbstractCouplingFlow):
     whiten: bool = False
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        if not isinstance(self.whiten, bool):
-            raise TypeError(f"{name}: whiten must be a bool; got {type(self.whiten).__name__}.")
-        object.__setattr__(self, "n_layers", check_positive_int(name, "n_layers", self.n_layers))
-        object.__setattr__(self, "hidden_sizes", check_hidden_sizes(name, self.hidden_sizes))
-        object.__setattr__(
-            self,
-            "log_scale_limit",
-            check_positive_float(name, "log_scale_limit", self.log_scale_limit),
+        owner = "RealNVP"
+        object.__setattr__(self, "n_layers", check_int("n_layers", self.n_layers, owner=owner))
+        hidden_sizes = check_sizes("hidden_sizes", self.hidden_sizes, owner=owner)
+        object.__setattr__(self, "hidden_sizes", hidden_sizes)
+        log_scale_limit = check_float(
+            "log_scale_limit", self.log_scale_limit, minimum=0.0, open_minimum=True, owner=owner
         )
+        object.__setattr__(self, "log_scale_limit", log_scale_limit)
+        object.__setattr__(self, "whiten", check_bool("whiten", self.whiten, owner=owner))
 
     @property
     def n_params_per_dim(self) -> int:

@@ -9,12 +9,8 @@ import distrax
 import jax.numpy as jnp
 
 from flowmc_like._types import Array, Space
-from flowmc_like.models._coupling_flow import (
-    AbstractCouplingFlow,
-    check_hidden_sizes,
-    check_positive_float,
-    check_positive_int,
-)
+from flowmc_like._validation import check_bool, check_float, check_int, check_sizes
+from flowmc_like.models._coupling_flow import AbstractCouplingFlow
 
 __all__ = ["RQSpline"]
 
@@ -81,21 +77,17 @@ class RQSpline(AbstractCouplingFlow):
     whiten: bool = False
 
     def __post_init__(self) -> None:
-        name = type(self).__name__
-        if not isinstance(self.whiten, bool):
-            raise TypeError(f"{name}: whiten must be a bool; got {type(self.whiten).__name__}.")
-        object.__setattr__(self, "n_layers", check_positive_int(name, "n_layers", self.n_layers))
-        object.__setattr__(self, "hidden_sizes", check_hidden_sizes(name, self.hidden_sizes))
-        n_bins = check_positive_int(name, "n_bins", self.n_bins)
-        if n_bins < 2:
-            raise ValueError(
-                f"{name}: n_bins must be an integer >= 2 (one bin with unit boundary slopes is "
-                f"the identity); got {self.n_bins!r}."
-            )
-        object.__setattr__(self, "n_bins", n_bins)
-        object.__setattr__(
-            self, "range_limit", check_positive_float(name, "range_limit", self.range_limit)
+        owner = "RQSpline"
+        object.__setattr__(self, "n_layers", check_int("n_layers", self.n_layers, owner=owner))
+        hidden_sizes = check_sizes("hidden_sizes", self.hidden_sizes, owner=owner)
+        object.__setattr__(self, "hidden_sizes", hidden_sizes)
+        # one bin with unit boundary slopes is the identity
+        object.__setattr__(self, "n_bins", check_int("n_bins", self.n_bins, minimum=2, owner=owner))
+        range_limit = check_float(
+            "range_limit", self.range_limit, minimum=0.0, open_minimum=True, owner=owner
         )
+        object.__setattr__(self, "range_limit", range_limit)
+        object.__setattr__(self, "whiten", check_bool("whiten", self.whiten, owner=owner))
 
     @property
     def n_params_per_dim(self) -> int:

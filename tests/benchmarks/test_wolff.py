@@ -10,7 +10,7 @@ import pytest
 from benchmarks.ising import get_case, initial_state
 from benchmarks.metrics import ess_and_rhat
 from benchmarks.wolff import bond_probability, cluster_update, run_wolff
-from flowmc_like.testing.lattice import enumerate_lattice
+from flowmc_like.exact import enumerate_lattice
 
 
 def _z_scores(case_name, seed, n_chains=64, n_burn_in=200, n_updates=2000):

@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 import flowmc_like as fm
-from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
+from tests.helpers.mcse import mean_z_scores, variance_z_scores
 
 pytestmark = pytest.mark.statistical
 

@@ -17,10 +17,11 @@ from jax.sharding import PartitionSpec
 
 import flowmc_like as fm
 from flowmc_like.checkpoint import files as checkpoint_module
+from flowmc_like.exact import compute_observables, enumerate_lattice
 from flowmc_like.exporters.arviz import ess_bulk
-from flowmc_like.testing.lattice import BETA_C, compute_observables, enumerate_lattice, make_ising
-from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
-from flowmc_like.testing.targets import two_mode_mixture
+from flowmc_like.lattice import BETA_C, make_ising
+from tests.helpers.mcse import mean_z_scores, variance_z_scores
+from tests.helpers.targets import two_mode_mixture
 
 MIXTURE = two_mode_mixture(n_dim=3, offset=2.5, weights=(0.3, 0.7))
 MIXTURE_MEAN = np.full(3, 2.5 * (0.7 - 0.3))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
-from flowmc_like.testing.targets import correlated_gaussian, two_mode_mixture
+from tests.helpers.mcse import mean_z_scores, variance_z_scores
+from tests.helpers.targets import correlated_gaussian, two_mode_mixture
 
 pytestmark = pytest.mark.statistical
 

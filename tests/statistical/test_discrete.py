@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
+from flowmc_like.exact import compute_observables, enumerate_lattice
 from flowmc_like.exporters.arviz import ess_bulk
-from flowmc_like.testing.lattice import (
-    BETA_C,
-    compute_observables,
-    enumerate_lattice,
-    make_ising,
-    make_potts,
-)
-from flowmc_like.testing.mcse import mean_z_scores
+from flowmc_like.lattice import BETA_C, make_ising, make_potts
+from tests.helpers.mcse import mean_z_scores
 from tests.statistical.stub_models import MissingDensitySpinModel, TwoClusterSpinModel
 
 pytestmark = pytest.mark.statistical

@@ -7,7 +7,7 @@ import pytest
 
 import flowmc_like as fm
 from flowmc_like.phases import GlobalState, run_global_phase
-from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
+from tests.helpers.mcse import mean_z_scores, variance_z_scores
 from tests.statistical.stub_models import MissingDensityModel, NaNRegionGaussian, StudentTModel
 
 pytestmark = pytest.mark.statistical

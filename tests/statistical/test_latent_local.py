@@ -18,8 +18,8 @@ import pytest
 
 import flowmc_like as fm
 from flowmc_like.phases import GlobalState, run_latent_local_phase
-from flowmc_like.testing.mcse import mean_z_scores, variance_z_scores
 from tests.conftest import TINY
+from tests.helpers.mcse import mean_z_scores, variance_z_scores
 from tests.unit.models.test_flows import perturb
 
 pytestmark = pytest.mark.statistical
@@ -73,7 +73,7 @@ def _latent_draws(model, flow, params, n_chains=64, n_warmup=2, n_loops=4, n_ste
         return flow.log_prob(params, x)
 
     kernel = fm.MALA(step_size=0.5)
-    adaptation = kernel.adaptation(2, n_steps)
+    adaptation = kernel.adaptation()
     kernel_params = kernel.init_params(2)
 
     @jax.jit
@@ -90,13 +90,14 @@ def _latent_draws(model, flow, params, n_chains=64, n_warmup=2, n_loops=4, n_ste
             adapt_state,
             frozen_params,
             is_adapting,
+            n_warmup,
         )
 
     start, _ = jax.vmap(lambda k: flow.sample_and_log_prob(params, k))(
         jax.random.split(jax.random.key(1), n_chains)
     )
     current = GlobalState(start, jax.vmap(log_prob)(start))
-    adapt_state = adaptation.init(kernel_params)
+    adapt_state = adaptation.init(kernel_params, current.position)
     draws = []
     for i, key in enumerate(jax.random.split(jax.random.key(2), n_warmup + n_loops)):
         is_adapting = i < n_warmup

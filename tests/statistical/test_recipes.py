@@ -17,7 +17,7 @@ import pytest
 import flowmc_like as fm
 from benchmarks.peers.flowmc_like_peer import build_component
 from benchmarks.suites import CURVED
-from flowmc_like.testing.mcse import mean_z_scores
+from tests.helpers.mcse import mean_z_scores
 
 pytestmark = pytest.mark.statistical
 

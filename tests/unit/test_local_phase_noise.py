@@ -21,7 +21,7 @@ def test_bulk_and_per_step_noise_both_sample_the_target(kernel, monkeypatch):
     n_chains, n_steps = 4000, 20
     positions = jax.random.normal(jax.random.key(0), (n_chains, 1))
     states = loop.init_kernel_states(kernel, _standard_normal, positions)
-    adaptation = kernel.adaptation(1, n_steps)
+    adaptation = kernel.adaptation()
     params = kernel.init_params(1)
 
     def run():
@@ -33,9 +33,10 @@ def test_bulk_and_per_step_noise_both_sample_the_target(kernel, monkeypatch):
                 n_steps,
                 key,
                 st,
-                adaptation.init(params),
+                adaptation.init(params, st.position),
                 params,
                 jnp.asarray(False),
+                1,
             )
         )(jax.random.key(3), states)
 

@@ -7,12 +7,12 @@ import pytest
 
 from flowmc_like.adaptation import (
     WelfordState,
+    close_mass_window,
     regularize_variance,
     welford_init,
     welford_update,
     welford_variance,
     windowed_mass_init,
-    windowed_mass_update,
 )
 
 
@@ -60,31 +60,37 @@ def test_regularize_variance_formula():
     assert float(regularize_variance(jnp.zeros(()), 0)) == pytest.approx(1e-3)
 
 
-@jax.jit
-def windowed_over(positions):
-    """Feed positions ``(n_steps, n_chains, n_dim)`` to the windowed estimate (window 3)."""
+def windows_over(positions, window, max_windows=10):
+    """Feed positions ``(n_steps, n_chains, n_dim)``, closing a window every ``window`` steps
+    (one local phase each); per window: (inverse mass, is_closed) after its close."""
     state = windowed_mass_init(jnp.ones(positions.shape[-1]), positions.shape[1])
+    closes = []
+    for start in range(0, positions.shape[0], window):
+        for x in positions[start : start + window]:
+            state = state._replace(welford=welford_update(state.welford, jnp.asarray(x)))
+        state, is_closed = close_mass_window(state, max_windows)
+        assert int(state.welford.count) == 0  # every close starts an empty window
+        closes.append((np.asarray(state.inverse_mass), bool(is_closed)))
+    return state, closes
 
-    def body(state, x):
-        state, is_closed = windowed_mass_update(state, x, 3)
-        return state, (state.inverse_mass, is_closed, state.welford.count)
 
-    return jax.lax.scan(body, state, positions)
-
-
-def test_windowed_mass_closes_after_window_size_updates():
+def test_a_window_closes_with_the_chain_averaged_within_chain_variance():
     rng = np.random.default_rng(2)
-    positions = rng.normal(size=(7, 5, 2)) * [0.5, 3.0]
-    _, (inverse_mass, is_closed, count) = windowed_over(jnp.asarray(positions, jnp.float32))
-    np.testing.assert_array_equal(np.asarray(is_closed), [0, 0, 1, 0, 0, 1, 0])
-    np.testing.assert_array_equal(np.asarray(count), [1, 2, 0, 1, 2, 0, 1])
-    for step, window in ((2, positions[0:3]), (5, positions[3:6])):
+    positions = np.asarray(rng.normal(size=(6, 5, 2)) * [0.5, 3.0], np.float32)
+    _, closes = windows_over(positions, 3)
+    windows = (positions[0:3], positions[3:6])
+    for (inverse_mass, is_closed), window in zip(closes, windows, strict=True):
         within = window.var(axis=0, ddof=1).mean(axis=0)  # chain-averaged within-chain variance
         expected = regularize_variance(within, 5 * 3)
-        np.testing.assert_allclose(np.asarray(inverse_mass[step]), expected, rtol=1e-5)
-    # Unchanged between closes; the initial value before the first close.
-    np.testing.assert_array_equal(np.asarray(inverse_mass[:2]), np.ones((2, 2)))
-    np.testing.assert_array_equal(np.asarray(inverse_mass[3]), np.asarray(inverse_mass[2]))
+        assert is_closed
+        np.testing.assert_allclose(inverse_mass, expected, rtol=1e-5)
+
+
+def test_only_the_first_max_windows_windows_change_the_mass():
+    positions = np.asarray(np.random.default_rng(5).normal(size=(9, 4, 1)), np.float32)
+    _, closes = windows_over(positions, 3, max_windows=2)
+    assert [is_closed for _, is_closed in closes] == [True, True, False]
+    np.testing.assert_array_equal(closes[2][0], closes[1][0])
 
 
 def test_windowed_mass_uses_within_chain_variance():
@@ -92,22 +98,13 @@ def test_windowed_mass_uses_within_chain_variance():
     rng = np.random.default_rng(3)
     n_chains = 8
     modes = np.where(np.arange(n_chains) < 4, -10.0, 10.0)[:, None]
-    positions = modes + rng.standard_normal((3, n_chains, 1))
-    state = windowed_mass_init(jnp.ones(1), n_chains)
-    for x in positions:
-        state, _ = windowed_mass_update(state, jnp.asarray(x, jnp.float32), 3)
+    positions = np.asarray(modes + rng.standard_normal((3, n_chains, 1)), np.float32)
+    state, _ = windows_over(positions, 3)
     assert 0.3 < float(state.inverse_mass[0]) < 3.0
 
 
-def test_windowed_mass_with_a_window_below_two_never_updates():
-    state = windowed_mass_init(jnp.array([2.0]), 3)
-    for x in np.random.default_rng(4).normal(size=(4, 3, 1)):
-        state, is_closed = windowed_mass_update(state, jnp.asarray(x, jnp.float32), 1)
-        assert not bool(is_closed)
-    assert float(state.inverse_mass[0]) == 2.0
-
-
-def test_windowed_mass_rejects_positions_of_the_wrong_shape():
-    state = windowed_mass_init(jnp.ones(2), n_chains=4)
-    with pytest.raises(ValueError, match=r"expected \(n_chains, n_dim\) = \(4, 2\)"):
-        windowed_mass_update(state, jnp.zeros((3, 2)), 10)
+def test_a_window_below_two_steps_never_updates():
+    positions = np.asarray(np.random.default_rng(4).normal(size=(4, 3, 1)), np.float32)
+    state, closes = windows_over(positions, 1)
+    assert not any(is_closed for _, is_closed in closes)
+    assert float(state.inverse_mass[0]) == 1.0

@@ -83,6 +83,7 @@ def test_dual_averaging_finds_the_root(h0):
 
 N_CHAINS = 32
 PHASE = 100  # steps per local phase; HMC's mass window
+EVERY_WINDOW = 100  # n_phases for end_phase large enough that every phase closes a window
 SD = np.array([0.1, 10.0])
 
 
@@ -93,7 +94,7 @@ def gaussian(x):
 @functools.lru_cache
 def phase_runner(kernel):
     """Like a sampler's local phase: vmapped steps, scanned, adapting iff ``is_adapting``."""
-    adaptation = kernel.adaptation(2, PHASE, n_chains=N_CHAINS)
+    adaptation = kernel.adaptation()
     step_chains = jax.vmap(kernel.step, in_axes=(0, 0, None, None))
 
     def select(flag, if_true, if_false):
@@ -116,7 +117,8 @@ def phase_runner(kernel):
         (states, adapt_state), acceptance = jax.lax.scan(
             one_step, (states, adapt_state), jax.random.split(key, PHASE)
         )
-        return states.position, adapt_state, acceptance
+        ended = adaptation.end_phase(adapt_state, EVERY_WINDOW)
+        return states.position, select(is_adapting, ended, adapt_state), acceptance
 
     return adaptation, run
 
@@ -125,9 +127,9 @@ def adapt_then_freeze(kernel, n_adapting_phases, n_frozen_phases=2, seed=0):
     """Returns (mean acceptance per adapting step, per frozen step, final params, state)."""
     adaptation, run = phase_runner(kernel)
     params = kernel.init_params(2)
-    adapt_state = adaptation.init(params)
     # Start under-dispersed in the wide direction and over-dispersed in the narrow one.
     positions = jnp.asarray(np.random.default_rng(seed).standard_normal((N_CHAINS, 2)))
+    adapt_state = adaptation.init(params, positions)
     keys = jax.random.split(jax.random.key(seed), n_adapting_phases + n_frozen_phases)
     adapting, frozen = [], []
     for key in keys[:n_adapting_phases]:
@@ -171,10 +173,10 @@ def test_hmc_adaptation_reaches_the_target_and_recovers_the_variances():
 
 def test_hmc_window_close_resets_welford_and_restarts_dual_averaging():
     window_size, n_chains = 3, 4
-    adaptation = HMC(step_size=0.5).adaptation(2, window_size, n_chains=n_chains)
-    state = adaptation.init(HMC(step_size=0.5).init_params(2))
+    adaptation = HMC(step_size=0.5).adaptation()
     rng = np.random.default_rng(0)
     positions = jnp.asarray(rng.normal(size=(window_size, n_chains, 2)) * [2.0, 0.5], jnp.float32)
+    state = adaptation.init(HMC(step_size=0.5).init_params(2), positions[0])
     infos = StepInfo(
         jnp.full((n_chains,), 0.9), jnp.ones((n_chains,), bool), jnp.zeros((n_chains,), bool)
     )
@@ -182,9 +184,13 @@ def test_hmc_window_close_resets_welford_and_restarts_dual_averaging():
     for t in range(window_size):
         before = state
         state = update(state, positions[t], infos)
-        if t < window_size - 1:
-            assert int(state.step_size.count) == t + 1
-            np.testing.assert_array_equal(np.asarray(adaptation.current(state).inverse_mass), 1.0)
+        assert int(state.step_size.count) == t + 1
+        np.testing.assert_array_equal(np.asarray(adaptation.current(state).inverse_mass), 1.0)
+    # A run of one adapting phase (n_phases // 2 = 0 windows) never changes the mass.
+    unchanged = adaptation.end_phase(state, 1)
+    np.testing.assert_array_equal(np.asarray(adaptation.current(unchanged).inverse_mass), 1.0)
+    assert int(unchanged.mass.welford.count) == 0 and int(unchanged.step_size.count) == window_size
+    state = jax.jit(adaptation.end_phase, static_argnums=1)(state, 2)
     # The window closed: the new inverse mass is in use, dual averaging restarted from the
     # averaged step size of the closed window (which includes the last update).
     assert int(state.mass.welford.count) == 0

@@ -16,30 +16,49 @@ from flowmc_like.kernels import (
     RandomWalkParams,
 )
 
-BAD_FLOATS = [0.0, -0.1, math.inf, -math.inf, math.nan, True, "0.1", None]
+BAD_FLOATS = [
+    (0.0, ValueError),
+    (-0.1, ValueError),
+    (math.inf, ValueError),
+    (-math.inf, ValueError),
+    (math.nan, ValueError),
+    (True, TypeError),
+    ("0.1", TypeError),
+    (None, TypeError),
+]
 
 
-@pytest.mark.parametrize("value", BAD_FLOATS)
-def test_mala_rejects_bad_step_size(value):
-    with pytest.raises(ValueError, match="step_size must be a positive finite number; got"):
+@pytest.mark.parametrize(("value", "error"), BAD_FLOATS)
+def test_mala_rejects_bad_step_size(value, error):
+    with pytest.raises(error, match="MALA: step_size must be a finite number > 0; got"):
         MALA(step_size=value)
 
 
-@pytest.mark.parametrize("value", BAD_FLOATS)
-def test_hmc_rejects_bad_step_size(value):
-    with pytest.raises(ValueError, match="step_size must be a positive finite number; got"):
+@pytest.mark.parametrize(("value", "error"), BAD_FLOATS)
+def test_hmc_rejects_bad_step_size(value, error):
+    with pytest.raises(error, match="HMC: step_size must be a finite number > 0; got"):
         HMC(step_size=value)
 
 
-@pytest.mark.parametrize("value", BAD_FLOATS)
-def test_random_walk_rejects_bad_scale(value):
-    with pytest.raises(ValueError, match="scale must be a positive finite number; got"):
+@pytest.mark.parametrize(("value", "error"), BAD_FLOATS)
+def test_random_walk_rejects_bad_scale(value, error):
+    with pytest.raises(error, match="RandomWalk: scale must be a finite number > 0; got"):
         RandomWalk(scale=value)
 
 
-@pytest.mark.parametrize("value", [0, -3, 2.5, True, "10", None])
-def test_hmc_rejects_bad_n_leapfrog(value):
-    with pytest.raises(ValueError, match="n_leapfrog must be a positive integer; got"):
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (-3, ValueError),
+        (2.5, TypeError),
+        (True, TypeError),
+        ("10", TypeError),
+        (None, TypeError),
+    ],
+)
+def test_hmc_rejects_bad_n_leapfrog(value, error):
+    with pytest.raises(error, match="HMC: n_leapfrog must be an integer >= 1; got"):
         HMC(n_leapfrog=value)
 
 

@@ -11,15 +11,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowmc_like.kernels import HMC, MALA, AbstractLocalKernel, RandomWalk
-from flowmc_like.testing.conformance import (
+from flowmc_like.conformance import (
     check_kernel_deterministic,
     check_kernel_log_prob_call_sites,
     check_kernel_rejects_non_finite,
     check_kernel_small_step_acceptance,
     check_kernel_state_layout,
-    run_chains,
 )
+from flowmc_like.kernels import HMC, MALA, AbstractLocalKernel, RandomWalk
+from tests.helpers.chains import run_chains
 
 ALL_KERNELS = [
     pytest.param(MALA(step_size=0.5), id="mala"),

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from jax.scipy.stats import norm
 
-from flowmc_like.kernels import MALA, MALAParams, MALAState, RandomWalk
-from flowmc_like.testing.conformance import (
+from flowmc_like.conformance import (
     check_kernel_detailed_balance,
     detailed_balance_residual,
 )
+from flowmc_like.kernels import MALA, MALAParams, MALAState, RandomWalk
 
 N_PAIRS = 512
 # (atol, rtol relative to the summed |log densities| of a pair): float32 rounding vs float64.

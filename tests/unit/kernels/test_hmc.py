@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from flowmc_like.kernels import HMC, HMCParams
 from flowmc_like.kernels.integrators import IntegratorState, leapfrog
@@ -145,10 +144,3 @@ def test_hmc_momentum_has_covariance_mass_matrix():
     keys = jax.random.split(jax.random.key(0), 20_000)
     momenta = jax.jit(jax.vmap(lambda k: kernel.sample_momentum(k, params, jnp.zeros(2))))(keys)
     np.testing.assert_allclose(np.var(np.asarray(momenta), axis=0), [4.0, 0.25], rtol=0.05)
-
-
-def test_hmc_adaptation_requires_n_chains():
-    with pytest.raises(ValueError, match="n_chains"):
-        HMC().adaptation(2, 50)
-    with pytest.raises(ValueError, match="n_chains must be a positive integer"):
-        HMC().adaptation(2, 50, n_chains=0)

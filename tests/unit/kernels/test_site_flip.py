@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from flowmc_like.kernels import SiteFlip, SiteFlipState
-from flowmc_like.testing.conformance import (
+from flowmc_like.conformance import (
     check_kernel_deterministic,
     check_kernel_rejects_non_finite,
     check_kernel_state_layout,
-    run_chains,
 )
+from flowmc_like.kernels import SiteFlip, SiteFlipState
+from tests.helpers.chains import run_chains
 
 # --- Small targets with random interactions -------------------------------------------------
 
@@ -354,10 +354,11 @@ def test_delta_and_full_evaluation_give_the_same_chain():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"n_categories": 1}, ValueError, "n_categories must be an int >= 2; got 1"),
-        ({"n_categories": 2.0}, TypeError, "n_categories must be an int >= 2"),
+        ({"n_categories": 1}, ValueError, "n_categories must be an integer >= 2; got 1"),
+        ({"n_categories": 2.0}, TypeError, "n_categories must be an integer >= 2"),
         ({"n_categories": True}, TypeError, "n_categories"),
         ({"mode": "heatbath"}, ValueError, "mode must be one of"),
+        ({"mode": 3}, TypeError, "mode must be one of"),
         ({"delta_log_prob": 3}, TypeError, "delta_log_prob must be a callable"),
     ],
 )

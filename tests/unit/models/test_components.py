@@ -33,10 +33,15 @@ def test_one_dimensional_masks_always_transform():
 
 
 @pytest.mark.parametrize(
-    ("args", "name"), [((0, 2), "n_dim"), ((2, 0), "n_layers"), ((2.0, 2), "n_dim")]
+    ("args", "error", "name"),
+    [
+        ((0, 2), ValueError, "n_dim"),
+        ((2, 0), ValueError, "n_layers"),
+        ((2.0, 2), TypeError, "n_dim"),
+    ],
 )
-def test_masks_reject_bad_sizes(args, name):
-    with pytest.raises(ValueError, match=name):
+def test_masks_reject_bad_sizes(args, error, name):
+    with pytest.raises(error, match=name):
         alternating_masks(*args)
 
 

@@ -8,8 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowmc_like.testing.lattice import (
-    BETA_C,
+from flowmc_like.exact import (
     OBSERVABLES,
     REFERENCE_VALUES,
     compute_observables,
@@ -17,12 +16,9 @@ from flowmc_like.testing.lattice import (
     encode_states,
     enumerate_lattice,
     exact_ising_torus,
-    ising_energy,
     kaufman_log_z,
-    make_ising,
-    make_potts,
-    potts_energy,
 )
+from flowmc_like.lattice import BETA_C, ising_energy, make_ising, make_potts, potts_energy
 
 # ------------------------------------------------------------------ Kaufman vs enumeration
 

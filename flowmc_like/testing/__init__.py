@@ -1,1 +1,0 @@
-"""Analytic targets, Monte Carlo z-scores and conformance checks for tests."""

@@ -1,0 +1,1 @@
+"""Test-only helpers: analytic targets and Monte Carlo z-scores."""
