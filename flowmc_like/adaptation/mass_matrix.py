@@ -14,11 +14,12 @@ value ``x`` (Welford 1962)::
 ``5 / (n + 5)``, as Stan does for its diagonal metric, so a short or stuck window never
 yields a zero inverse mass.
 
-`windowed_mass_init` / `windowed_mass_update` estimate a diagonal inverse mass from windows of
-``window_size`` adapting steps. Within a window a `WelfordState` of shape ``(n_chains, n_dim)``
-tracks each chain separately. When the window closes the inverse mass becomes the chain-averaged
-within-chain sample variance, regularised with ``n = n_chains * window_size`` draws, and the
-Welford state is reset. Averaging *within-chain* variances (rather than pooling positions
+`windowed_mass_init` / `close_mass_window` estimate a diagonal inverse mass from windows of
+adapting steps (one window per adapting local phase: the HMC adaptation adds every step's
+positions with `welford_update` and closes the window in its ``end_phase``). Within a window a
+`WelfordState` of shape ``(n_chains, n_dim)`` tracks each chain separately. When the window
+closes the inverse mass becomes the chain-averaged within-chain sample variance, regularised
+with ``n = n_chains * window_length`` draws, and the Welford state is reset. Averaging *within-chain* variances (rather than pooling positions
 across chains) keeps the local scale even when different chains sit in different modes.
 
 Example:
@@ -153,7 +154,7 @@ def windowed_mass_init(inverse_mass: ArrayLike, n_chains: int) -> WindowedMassSt
 
     Args:
         inverse_mass: ``(n_dim,)`` initial inverse mass, used until the first window closes.
-        n_chains: number of chains whose positions are passed to `windowed_mass_update`.
+        n_chains: number of chains whose positions are added to the window.
 
     Returns:
         A state with an empty window.
