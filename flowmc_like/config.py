@@ -14,9 +14,17 @@ class SamplerConfig:
     """Every count and training setting of a run (no arrays; hashable).
 
     Attributes:
-        n_training_loops: loops of (local phase, global phase, training) while adapting.
+        n_training_loops: loops of (local phase, global phase, training) while adapting;
+            None (the default): the run decides (`flowmc_like.schedule`), between
+            ``MIN_TRAINING_LOOPS`` and ``max_training_loops``.
         n_production_loops: loops of (local phase, global phase) with everything frozen;
-            their draws are the result.
+            their draws are the result. None (the default): production runs until every
+            coordinate has a bulk ESS of ``target_ess`` and an R-hat of at most
+            ``target_rhat``, or ``max_production_loops`` loops.
+        max_training_loops: the cap on automatic training loops.
+        max_production_loops: the cap on automatic production loops.
+        target_ess: the bulk ESS every coordinate must reach for automatic production to end.
+        target_rhat: the R-hat every coordinate must be at or below for it to end.
         n_local_steps: local-kernel steps per loop (0: global moves only).
         n_global_steps: independence-MH proposals per chain per loop.
         n_epochs: passes over the training examples per training loop.
@@ -39,8 +47,12 @@ class SamplerConfig:
         progress_bar: show a tqdm progress bar.
     """
 
-    n_training_loops: int = 20
-    n_production_loops: int = 20
+    n_training_loops: int | None = None
+    n_production_loops: int | None = None
+    max_training_loops: int = 50
+    max_production_loops: int = 100
+    target_ess: float = 1000.0
+    target_rhat: float = 1.01
     n_local_steps: int = 50
     n_global_steps: int = 25
     n_epochs: int = 5
@@ -57,9 +69,13 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         owner = "Sampler"  # the Sampler's keyword arguments are checked here
+        for name in ("n_training_loops", "n_production_loops"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _validation.check_int(name, value, owner=owner))
         for name in (
-            "n_training_loops",
-            "n_production_loops",
+            "max_training_loops",
+            "max_production_loops",
             "n_epochs",
             "batch_size",
             "n_max_examples",
@@ -96,6 +112,8 @@ class SamplerConfig:
             "learning_rate": {"minimum": 0.0, "open_minimum": True},
             "reverse_kl_weight": {"minimum": 0.0},
             "validation_fraction": {"minimum": 0.0, "maximum": 1.0, "open_maximum": True},
+            "target_ess": {"minimum": 0.0, "open_minimum": True},
+            "target_rhat": {"minimum": 1.0, "open_minimum": True},
         }
         for name, bounds in floats.items():
             value = _validation.check_float(name, getattr(self, name), owner=owner, **bounds)
@@ -104,6 +122,23 @@ class SamplerConfig:
             object.__setattr__(
                 self, name, _validation.check_bool(name, getattr(self, name), owner=owner)
             )
+
+    @property
+    def training_cap(self) -> int:
+        """The most training loops the run can have (``n_training_loops`` if set)."""
+        return self.max_training_loops if self.n_training_loops is None else self.n_training_loops
+
+    @property
+    def production_cap(self) -> int:
+        """The most production loops the run can have (``n_production_loops`` if set)."""
+        if self.n_production_loops is None:
+            return self.max_production_loops
+        return self.n_production_loops
+
+    @property
+    def n_loops_cap(self) -> int:
+        """The most loops the run can have: keys are drawn for this many."""
+        return self.training_cap + self.production_cap
 
     @property
     def effective_batch_size(self) -> int:

@@ -7,6 +7,7 @@ training stayed finite, and hands the loop to the checkpoint (if any) and the pr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import warnings
@@ -15,8 +16,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from flowmc_like import schedule
 from flowmc_like.compiler import PreparedRun
 from flowmc_like.config import SamplerConfig
+from flowmc_like.diagnostics import diagnose
 from flowmc_like.programs import LoopState
 from flowmc_like.records import LoopOutput, LoopRecord, RunProgress, loop_output
 from flowmc_like.result import SamplerResult, assemble_result
@@ -58,9 +61,17 @@ def drive(
     state = run_loops(prepared, config, state, progress, observer)
     layout = prepared.layout
     model_params = None if state.train_state is None else state.train_state.params
+    production = [output for output in progress.outputs if not output.record.is_training]
+    verdict = diagnose(
+        config,
+        [output.record for output in progress.outputs],
+        np.concatenate([output.trace.position for output in production], axis=1),
+        has_global=prepared.programs.global_ is not None,
+    )
+    for message in verdict.warnings:
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
     return assemble_result(
         outputs=progress.outputs,
-        n_training_loops=config.n_training_loops,
         spec=prepared.spec,
         constrain=constrain,
         kernel_params=layout.to_host(state.frozen_params),
@@ -71,6 +82,7 @@ def drive(
             "production": progress.seconds["production"],
             "total": progress.seconds["previous_total"] + time.perf_counter() - start,
         },
+        diagnostics=verdict,
     )
 
 
@@ -81,46 +93,87 @@ def run_loops(
     progress: RunProgress,
     observer: LoopObserver | None = None,
 ) -> LoopState:
-    """Run the loops from ``progress.n_done`` to the end; ``progress`` collects their outputs.
+    """Run the loops from ``progress.n_done`` until the schedule ends the run.
 
-    The first ``config.n_training_loops`` loops adapt the kernel and train the model; at the
-    first production loop the kernel's adapted params are frozen. A training update whose
-    loss or parameters are not finite is discarded (the previous model is kept, a warning
-    is logged, and `LoopRecord.training_discarded` says so).
+    Training loops adapt the kernel and train the model until `schedule.training_decision`
+    ends training; at the first production loop the kernel's adapted params are frozen;
+    production runs until `schedule.production_decision` ends the run. Each loop's record
+    says what was decided and why. A training update whose loss or parameters are not
+    finite is discarded (the previous model is kept, a warning is logged, and
+    `LoopRecord.training_discarded` says so).
 
     Returns:
         The state after the last loop.
     """
     layout, data = prepared.layout, prepared.data
-    n_loops = config.n_training_loops + config.n_production_loops
-    bar = _progress_bar(n_loops, config.progress_bar, initial=progress.n_done)
+    has_global = prepared.programs.global_ is not None
+    bar = _progress_bar(config, progress.n_done)
     try:
-        for loop_index in range(progress.n_done, n_loops):
+        while not _is_run_over(progress):
             loop_start = time.perf_counter()
-            is_training = loop_index < config.n_training_loops
-            if loop_index == config.n_training_loops:
+            records = [output.record for output in progress.outputs]
+            is_training = not any(record.ends_phase for record in records)
+            if not is_training and all(record.is_training for record in records):
                 state = state._replace(
                     frozen_params=state.final_params,
                     is_adapting=layout.put(np.asarray(False), layout.replicated),
                 )
-            state, output = _run_one_loop(prepared, config, state, loop_index, is_training, data)
+            state, output = _run_one_loop(
+                prepared, config, state, progress.n_done, is_training, data
+            )
+            output = _decide(config, progress, output, has_global)
+            logger.info("loop %d: %s", progress.n_done, output.record.decision)
             progress.add(output, time.perf_counter() - loop_start)
             if observer is not None:
-                observer.loop_done(loop_index, output, state, progress)
+                observer.loop_done(progress.n_done - 1, output, state, progress)
             _update_progress(bar, output.record)
     finally:
         if bar is not None:
             bar.close()
     n_discarded = progress.n_training_discarded
     if n_discarded:
+        n_training = sum(output.record.is_training for output in progress.outputs)
         warnings.warn(
-            f"{n_discarded} of {config.n_training_loops} training loops produced a "
+            f"{n_discarded} of {n_training} training loops produced a "
             "non-finite loss or model parameters; their updates were discarded and the "
             "last good model kept (see result.history.training_discarded)",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return state
+
+
+def _is_run_over(progress: RunProgress) -> bool:
+    """The run is over once a production loop ended its phase."""
+    return any(
+        output.record.ends_phase and not output.record.is_training for output in progress.outputs
+    )
+
+
+def _decide(
+    config: SamplerConfig, progress: RunProgress, output: LoopOutput, has_global: bool
+) -> LoopOutput:
+    """``output`` with the schedule's decision (and any convergence check) in its record."""
+    record = output.record
+    outputs = [*progress.outputs, output]
+    if record.is_training:
+        records = [done.record for done in outputs]
+        decision = schedule.training_decision(config, records, has_global)
+        return output._replace(
+            record=dataclasses.replace(
+                record, decision=decision.reason, ends_phase=decision.ends_phase
+            )
+        )
+    production = [done for done in outputs if not done.record.is_training]
+    checked = None
+    if schedule.is_check_due(config, [done.record for done in production]):
+        draws = np.concatenate([done.trace.position for done in production], axis=1)
+        checked = schedule.convergence(draws)
+        record = dataclasses.replace(record, min_ess=checked.min_ess, max_rhat=checked.max_rhat)
+    decision = schedule.production_decision(config, len(production), checked)
+    return output._replace(
+        record=dataclasses.replace(record, decision=decision.reason, ends_phase=decision.ends_phase)
+    )
 
 
 def _run_one_loop(
@@ -194,11 +247,14 @@ def _run_one_loop(
     return state, output
 
 
-def _progress_bar(total: int, enabled: bool, initial: int = 0) -> Any:
-    if not enabled:
+def _progress_bar(config: SamplerConfig, initial: int = 0) -> Any:
+    """A tqdm bar over loops; its total is known only when both counts are set."""
+    if not config.progress_bar:
         return None
     from tqdm.auto import tqdm
 
+    is_fixed = config.n_training_loops is not None and config.n_production_loops is not None
+    total = config.n_loops_cap if is_fixed else None
     return tqdm(total=total, initial=initial, desc="flowmc_like", unit="loop")
 
 
@@ -212,5 +268,8 @@ def _update_progress(bar: Any, record: LoopRecord) -> None:
     }
     if record.is_training and np.isfinite(record.loss[-1]):
         postfix["loss"] = f"{record.loss[-1]:.3f}"
+    if np.isfinite(record.min_ess):
+        postfix["min_ess"] = f"{record.min_ess:.0f}"
+        postfix["max_rhat"] = f"{record.max_rhat:.3f}"
     bar.set_postfix(postfix, refresh=False)
     bar.update(1)

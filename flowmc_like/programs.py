@@ -167,7 +167,7 @@ def build_programs(
     has_global = has_global_moves(model, config)
     adaptation = kernel.adaptation()
     optimizer = make_optimizer(config.learning_rate)
-    n_loops = config.n_training_loops + config.n_production_loops
+    n_loops = config.n_loops_cap
     n_held_out_chains = config.n_held_out_chains(n_chains)
     shardings = program_shardings(layout, has_global)
     batch_sharding = layout.batch_sharding(config.effective_batch_size)
@@ -220,7 +220,7 @@ def build_programs(
                 adapt_state,
                 frozen_params,
                 is_adapting,
-                config.n_training_loops,
+                config.training_cap,
             )
             states = init_kernel_states(kernel, log_prob_fn, current.position)
         else:
@@ -234,7 +234,7 @@ def build_programs(
                 adapt_state,
                 frozen_params,
                 is_adapting,
-                config.n_training_loops,
+                config.training_cap,
             )
         used_params = jax.tree.map(
             lambda a, b: jnp.where(is_adapting, a, b),

@@ -32,6 +32,11 @@ class LoopRecord:
         training_discarded: the training update was non-finite and the model was kept.
         local_nonfinite: local proposals rejected for a non-finite value, over all chains.
         global_nonfinite: the same for global proposals.
+        min_ess: the smallest bulk ESS over coordinates of all production draws so far,
+            where the run checked convergence after this loop (NaN elsewhere).
+        max_rhat: the largest R-hat over coordinates at that check (NaN elsewhere).
+        decision: what the run decided after this loop, and why (`flowmc_like.schedule`).
+        ends_phase: this loop was the last training loop, or the last loop of the run.
     """
 
     is_training: bool
@@ -42,6 +47,10 @@ class LoopRecord:
     training_discarded: bool
     local_nonfinite: int
     global_nonfinite: int
+    min_ess: float = float("nan")
+    max_rhat: float = float("nan")
+    decision: str = ""
+    ends_phase: bool = False
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
@@ -79,6 +88,12 @@ class History:
             because the target's log density, or the move's log ratio, was NaN or infinite.
         global_nonfinite: ``(n_loops,)`` int, the same for global proposals (a NaN or
             infinite target or model density).
+        min_ess: ``(n_loops,)`` the smallest bulk ESS over coordinates of the production
+            draws so far, where the run checked convergence after that loop (NaN elsewhere).
+        max_rhat: ``(n_loops,)`` the largest R-hat over coordinates at those checks.
+        decision: ``(n_loops,)`` str, what the run decided after each loop and why (e.g.
+            ``"training ends: global acceptance levelled off (0.61 -> 0.62 ...)"``).
+        ends_phase: ``(n_loops,)`` bool, true for the last training loop and the last loop.
     """
 
     is_training: np.ndarray
@@ -89,11 +104,15 @@ class History:
     training_discarded: np.ndarray
     local_nonfinite: np.ndarray
     global_nonfinite: np.ndarray
+    min_ess: np.ndarray
+    max_rhat: np.ndarray
+    decision: np.ndarray
+    ends_phase: np.ndarray
 
     @classmethod
     def from_records(cls, records: Sequence[LoopRecord]) -> History:
         """Stack one `LoopRecord` per loop into per-loop arrays (integers as int64)."""
-        dtypes = {bool: bool, float: np.float64, int: np.int64, np.ndarray: None}
+        dtypes = {bool: bool, float: np.float64, int: np.int64, str: np.str_, np.ndarray: None}
         types = LoopRecord.field_types()
         return cls(
             **{

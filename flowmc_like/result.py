@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from flowmc_like.adapters.pytree import PositionSpec
+from flowmc_like.diagnostics import RunDiagnostics
 from flowmc_like.exporters import arviz as arviz_export
 from flowmc_like.exporters import plotting
 from flowmc_like.records import History, LoopOutput
@@ -45,6 +46,8 @@ class SamplerResult:
         constrain: for a target from `flowmc_like.from_numpyro` / `from_pymc`, the map from
             flat unconstrained draws ``(..., n_dim)`` to the model's named, constrained
             values; None otherwise.
+        diagnostics: the run's verdict on itself (`RunDiagnostics`): why training and
+            the run ended, the worst bulk ESS and R-hat, and any warning.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -75,6 +78,7 @@ class SamplerResult:
     model_params: Any
     position_spec: PositionSpec
     constrain: Callable[[Any], dict[str, np.ndarray]] | None = None
+    diagnostics: RunDiagnostics | None = None
 
     @property
     def samples(self) -> Any:
@@ -207,15 +211,16 @@ def _stack_is_global(loops: list[LoopOutput], n_chains: int) -> np.ndarray:
 def assemble_result(
     *,
     outputs: list[LoopOutput],
-    n_training_loops: int,
     spec: PositionSpec,
     constrain: Callable[[Any], dict[str, np.ndarray]] | None,
     kernel_params: Any,
     model_params: Any,
     timings: dict[str, float],
+    diagnostics: RunDiagnostics | None = None,
 ) -> SamplerResult:
     """The `SamplerResult` of a run from its loops' outputs (training loops first)."""
-    warm, prod = outputs[:n_training_loops], outputs[n_training_loops:]
+    warm = [output for output in outputs if output.record.is_training]
+    prod = [output for output in outputs if not output.record.is_training]
     n_chains, _, n_dim = outputs[0].trace.position.shape
     dtype = outputs[0].trace.position.dtype
     no_draws = np.zeros((n_chains, 0))
@@ -236,4 +241,5 @@ def assemble_result(
         model_params=model_params,
         position_spec=spec,
         constrain=constrain,
+        diagnostics=diagnostics,
     )

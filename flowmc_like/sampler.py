@@ -155,11 +155,15 @@ def _check_moves(model: AbstractGlobalModel | None, config: SamplerConfig) -> No
 class Sampler:
     """Many parallel chains mixing a local kernel with a normalizing-flow global proposal.
 
-    A run is ``n_training_loops`` loops of (local phase, global phase, train the model on the
-    recent draws) while the local kernel adapts, then ``n_production_loops`` loops of (local
-    phase, global phase) with the kernel params and the model frozen; the production draws are
-    the result. The global move is independence Metropolis-Hastings with the model as
-    proposal: accept x' ~ q with probability min(1, p(x') q(x) / (p(x) q(x'))).
+    A run is training loops of (local phase, global phase, train the model on the recent
+    draws) while the local kernel adapts, then production loops of (local phase, global
+    phase) with the kernel params and the model frozen; the production draws are the result.
+    By default the run decides how many of each (`flowmc_like.schedule`): training ends when
+    the global acceptance levels off, production when every coordinate reaches ``target_ess``
+    and ``target_rhat``; ``result.history.decision`` says why, and ``result.diagnostics``
+    (also issued as warnings) says whether the draws can be trusted. The global move is
+    independence Metropolis-Hastings with the model as proposal: accept x' ~ q with
+    probability min(1, p(x') q(x) / (p(x) q(x'))).
 
     Args:
         log_prob: unnormalised log density of one position -> scalar; ``log_prob(x)`` or, when
@@ -180,8 +184,15 @@ class Sampler:
             For discrete states: `Autoregressive` (the default with a `SiteFlip` kernel).
             Kernel and model must work on the same space, and for discrete states agree on
             ``n_categories``; otherwise construction raises a ValueError.
-        n_training_loops: loops while training the model and adapting the kernel.
-        n_production_loops: loops whose draws are returned.
+        n_training_loops: loops while training the model and adapting the kernel; None (the
+            default): until the global acceptance levels off, 10 to ``max_training_loops``.
+        n_production_loops: loops whose draws are returned; None (the default): until every
+            coordinate's bulk ESS reaches ``target_ess`` and its R-hat ``target_rhat``, 5 to
+            ``max_production_loops``.
+        max_training_loops: cap on automatic training loops (default 50).
+        max_production_loops: cap on automatic production loops (default 100).
+        target_ess: bulk ESS every coordinate must reach (default 1000).
+        target_rhat: R-hat every coordinate must be at or below (default 1.01).
         n_local_steps: local steps per chain per loop (sweeps of ``n_dim`` site updates for
             `SiteFlip`); 0 runs global moves only, which needs a model.
         n_global_steps: global proposals per chain per loop (ignored without a model).
@@ -246,8 +257,12 @@ class Sampler:
         *,
         local_kernel: AbstractLocalKernel | None = None,
         global_model: AbstractGlobalModel | None = DEFAULT_MODEL,
-        n_training_loops: int = SamplerConfig.n_training_loops,
-        n_production_loops: int = SamplerConfig.n_production_loops,
+        n_training_loops: int | None = SamplerConfig.n_training_loops,
+        n_production_loops: int | None = SamplerConfig.n_production_loops,
+        max_training_loops: int = SamplerConfig.max_training_loops,
+        max_production_loops: int = SamplerConfig.max_production_loops,
+        target_ess: float = SamplerConfig.target_ess,
+        target_rhat: float = SamplerConfig.target_rhat,
         n_local_steps: int = SamplerConfig.n_local_steps,
         n_global_steps: int = SamplerConfig.n_global_steps,
         n_epochs: int = SamplerConfig.n_epochs,
@@ -274,6 +289,10 @@ class Sampler:
         self.config = SamplerConfig(
             n_training_loops=n_training_loops,
             n_production_loops=n_production_loops,
+            max_training_loops=max_training_loops,
+            max_production_loops=max_production_loops,
+            target_ess=target_ess,
+            target_rhat=target_rhat,
             n_local_steps=n_local_steps,
             n_global_steps=n_global_steps,
             n_epochs=n_epochs,
@@ -376,21 +395,7 @@ class Sampler:
         directory = Path(path)
         info = checkpoint_files.load_run_info(directory)
         stored = checkpoint.read_sampler_args(directory)
-        if isinstance(owner, Sampler):
-            if log_prob is not None:
-                raise TypeError(
-                    "log_prob is taken from the sampler when resume is called on an instance; "
-                    "call fm.Sampler.resume(path, log_prob=...) instead"
-                )
-            sampler = copy.copy(owner)
-            if data is not None:
-                sampler.data = _validation.check_data(data)
-            if devices is not None:
-                sampler.devices = _sharding.check_devices(devices)
-        else:
-            log_prob = checkpoint.read_log_prob(directory, info) if log_prob is None else log_prob
-            kwargs = dict(stored["init_kwargs"], **({} if data is None else {"data": data}))
-            sampler = owner(log_prob, devices=devices, **kwargs)
+        sampler = _reopen(owner, directory, info, stored, log_prob, data, devices)
         checkpoint.check_matches(directory, info, sampler._fingerprint())
         with warnings.catch_warnings():  # warned when the run started
             warnings.simplefilter("ignore", UserWarning)
@@ -423,17 +428,9 @@ class Sampler:
         n_categories = n_categories_of(self.local_kernel)
         spec, positions = check_start(initial_position, self.n_chains, self.n_dim, n_categories)
         target = bind_target(self.log_prob, spec, with_data=self.data is not None)
-        model = self.global_model
+        kernel, model, config = self.local_kernel, self.global_model, self.config
         return prepare_run(
-            target,
-            self.local_kernel,
-            model,
-            self.config,
-            key,
-            spec,
-            positions,
-            self.data,
-            self.devices,
+            target, kernel, model, config, key, spec, positions, self.data, self.devices
         )
 
     def _drive(
@@ -449,3 +446,30 @@ class Sampler:
         if directory is not None:
             observer = checkpoint.RunCheckpoint(directory, prepared.layout, start)
         return drive(prepared, self.config, state, progress, observer, self._constrain, start)
+
+
+def _reopen(
+    owner: Any,
+    directory: Path,
+    info: dict[str, Any],
+    stored: dict[str, Any],
+    log_prob: Any,
+    data: PyTree,
+    devices: Sequence[jax.Device] | None,
+) -> Sampler:
+    """The sampler a resume continues with: a copy of ``owner`` or one rebuilt from ``stored``."""
+    if isinstance(owner, Sampler):
+        if log_prob is not None:
+            raise TypeError(
+                "log_prob is taken from the sampler when resume is called on an instance; "
+                "call fm.Sampler.resume(path, log_prob=...) instead"
+            )
+        sampler = copy.copy(owner)
+        if data is not None:
+            sampler.data = _validation.check_data(data)
+        if devices is not None:
+            sampler.devices = _sharding.check_devices(devices)
+        return sampler
+    log_prob = checkpoint.read_log_prob(directory, info) if log_prob is None else log_prob
+    kwargs = dict(stored["init_kwargs"], **({} if data is None else {"data": data}))
+    return owner(log_prob, devices=devices, **kwargs)

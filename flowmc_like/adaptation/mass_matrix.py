@@ -19,8 +19,9 @@ adapting steps (one window per adapting local phase: the HMC adaptation adds eve
 positions with `welford_update` and closes the window in its ``end_phase``). Within a window a
 `WelfordState` of shape ``(n_chains, n_dim)`` tracks each chain separately. When the window
 closes the inverse mass becomes the chain-averaged within-chain sample variance, regularised
-with ``n = n_chains * window_length`` draws, and the Welford state is reset. Averaging *within-chain* variances (rather than pooling positions
-across chains) keeps the local scale even when different chains sit in different modes.
+with ``n = n_chains * window_length`` draws, and the Welford state is reset. Averaging
+*within-chain* variances (rather than pooling positions across chains) keeps the local scale
+even when different chains sit in different modes.
 
 Example:
     >>> import jax.numpy as jnp

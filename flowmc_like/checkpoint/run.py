@@ -88,7 +88,7 @@ def write_header(
     info = {
         "n_chains": prepared.n_chains,
         "n_dim": prepared.n_dim,
-        "n_loops": config.n_training_loops + config.n_production_loops,
+        "n_loops": config.n_loops_cap,
         "settings": settings,
     }
     if not files.save_pickle(directory, files.SAMPLER, stored):

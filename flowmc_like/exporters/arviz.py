@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ess_bulk", "summarize", "to_inference_data"]
+__all__ = ["ess_bulk", "ess_bulk_and_rhat", "summarize", "to_inference_data"]
 
 
 def _import_arviz() -> Any:
@@ -70,3 +70,24 @@ def ess_bulk(draws: np.ndarray) -> np.ndarray:
     return np.array(
         [float(arviz.ess(draws[..., i], method="bulk")) for i in range(draws.shape[-1])]
     )
+
+
+def ess_bulk_and_rhat(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ArviZ bulk ESS and rank-normalised split R-hat per dimension.
+
+    Args:
+        draws: ``(n_chains, n_draws, n_dim)``.
+
+    Returns:
+        ``(ess (n_dim,), rhat (n_dim,))``; NaN where a coordinate never moves.
+    """
+    arviz = _import_arviz()
+    draws = np.asarray(draws, dtype=np.float64)
+    ess = np.empty(draws.shape[-1])
+    rhat = np.empty(draws.shape[-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i in range(draws.shape[-1]):
+            ess[i] = float(arviz.ess(draws[..., i], method="bulk"))
+            rhat[i] = float(arviz.rhat(draws[..., i]))
+    return ess, rhat

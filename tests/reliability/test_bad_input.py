@@ -203,8 +203,8 @@ def bad_hidden_sizes() -> st.SearchStrategy[Any]:
 
 
 COUNT_ARGUMENTS = {
-    "n_training_loops": 1,
-    "n_production_loops": 1,
+    "max_training_loops": 1,
+    "max_production_loops": 1,
     "n_epochs": 1,
     "batch_size": 1,
     "n_max_examples": 1,
@@ -215,10 +215,14 @@ COUNT_ARGUMENTS = {
 }
 """Sampler count arguments and their minimum; None is never allowed for them."""
 
+OPTIONAL_COUNT_ARGUMENTS = ("n_training_loops", "n_production_loops")
+"""Counts for which None means "the run decides"."""
+
 FLOAT_ARGUMENTS = {
     "learning_rate": bad_positive_floats,
     "reverse_kl_weight": bad_nonnegative_floats,
     "validation_fraction": bad_fractions,
+    "target_ess": bad_positive_floats,
 }
 
 KERNEL_FLOATS = [(fm.MALA, "step_size"), (fm.HMC, "step_size"), (fm.RandomWalk, "scale")]
@@ -263,6 +267,20 @@ NON_ARRAY_LEAVES = st.one_of(
 )
 def test_bad_counts_are_refused_at_construction(case: tuple[str, Any]) -> None:
     """Zero/negative/float/bool/str/None loop, step, epoch and batch counts name the argument."""
+    name, value = case
+    error = raised_by(lambda: continuous_sampler(**{name: value}))
+    message = assert_clear_error(error, name)
+    assert shows(message, value), message
+
+
+@FAST
+@given(
+    case=st.sampled_from(OPTIONAL_COUNT_ARGUMENTS).flatmap(
+        lambda name: st.tuples(st.just(name), bad_counts(1, allow_none=True))
+    )
+)
+def test_bad_optional_counts_are_refused_at_construction(case: tuple[str, Any]) -> None:
+    """Loop counts that may be None (automatic) still refuse every other bad value."""
     name, value = case
     error = raised_by(lambda: continuous_sampler(**{name: value}))
     message = assert_clear_error(error, name)

@@ -1,0 +1,152 @@
+"""Whether a run's draws can be trusted, by its own measures, and what to try if not.
+
+`diagnose` reads the production draws and the loops' records after a run and returns a
+`RunDiagnostics`: how long each phase ran and why it ended, the worst coordinate's bulk ESS
+and R-hat, the global acceptance, the share of proposals rejected for a non-finite value,
+and one warning per failed check naming what to try. The `Sampler` issues the warnings as a
+`RuntimeWarning` and stores the diagnostics in ``result.diagnostics``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from flowmc_like import schedule
+from flowmc_like.config import SamplerConfig
+from flowmc_like.records import LoopRecord
+
+__all__ = [
+    "MIN_GLOBAL_ACCEPTANCE",
+    "MIN_TRUSTED_ESS",
+    "MAX_NONFINITE_SHARE",
+    "RunDiagnostics",
+    "diagnose",
+]
+
+MIN_TRUSTED_ESS = 100.0
+MIN_GLOBAL_ACCEPTANCE = 0.01
+MAX_NONFINITE_SHARE = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDiagnostics:
+    """A run's verdict on itself.
+
+    Attributes:
+        n_training_loops: training loops the run took.
+        n_production_loops: production loops the run took.
+        training_ended: why training ended (the last training loop's decision).
+        run_ended: why the run ended (the last loop's decision).
+        min_ess: the smallest bulk ESS over coordinates of the production draws (ArviZ; on
+            at most ``schedule.MAX_CHECK_DRAWS`` evenly thinned draws per chain).
+        max_rhat: the largest rank-normalised split R-hat over coordinates.
+        global_acceptance: mean global acceptance in production (NaN without a model).
+        nonfinite_share: share of production proposals rejected for a non-finite value.
+        warnings: one message per failed check, each naming what to try; empty if none.
+    """
+
+    n_training_loops: int
+    n_production_loops: int
+    training_ended: str
+    run_ended: str
+    min_ess: float
+    max_rhat: float
+    global_acceptance: float
+    nonfinite_share: float
+    warnings: tuple[str, ...]
+
+    @property
+    def is_trusted(self) -> bool:
+        """True when every check passed."""
+        return not self.warnings
+
+
+def diagnose(
+    config: SamplerConfig,
+    records: Sequence[LoopRecord],
+    production_draws: np.ndarray,
+    has_global: bool,
+) -> RunDiagnostics:
+    """The `RunDiagnostics` of a finished run.
+
+    Args:
+        config: the run's settings.
+        records: every loop's record, training loops first.
+        production_draws: ``(n_chains, n_draws, n_dim)`` flat production draws.
+        has_global: the run made global moves.
+    """
+    training = [record for record in records if record.is_training]
+    production = [record for record in records if not record.is_training]
+    last = production[-1] if production else None
+    if last is not None and np.isfinite(last.min_ess):
+        min_ess, max_rhat = last.min_ess, last.max_rhat
+    else:
+        checked = schedule.convergence(production_draws)
+        min_ess, max_rhat = checked.min_ess, checked.max_rhat
+    global_acceptance = (
+        float(np.mean([record.global_acceptance for record in production]))
+        if has_global and production
+        else float("nan")
+    )
+    n_chains = production_draws.shape[0]
+    n_proposals = len(production) * n_chains * (config.n_local_steps + config.n_global_steps)
+    n_nonfinite = sum(record.local_nonfinite + record.global_nonfinite for record in production)
+    nonfinite_share = n_nonfinite / n_proposals if n_proposals else 0.0
+    messages = _warnings(config, min_ess, max_rhat, global_acceptance, nonfinite_share)
+    return RunDiagnostics(
+        n_training_loops=len(training),
+        n_production_loops=len(production),
+        training_ended=training[-1].decision if training else "",
+        run_ended=records[-1].decision if records else "",
+        min_ess=float(min_ess),
+        max_rhat=float(max_rhat),
+        global_acceptance=global_acceptance,
+        nonfinite_share=float(nonfinite_share),
+        warnings=tuple(messages),
+    )
+
+
+def _warnings(
+    config: SamplerConfig,
+    min_ess: float,
+    max_rhat: float,
+    global_acceptance: float,
+    nonfinite_share: float,
+) -> list[str]:
+    messages = []
+    if not max_rhat <= config.target_rhat:
+        messages.append(
+            f"max R-hat {max_rhat:.3f} is above target_rhat={config.target_rhat:g}: the chains "
+            "disagree, so the draws may miss or misweight part of the posterior. Try more "
+            "training (max_training_loops or n_training_loops), more production "
+            "(max_production_loops), local_in_latent_space=True for funnels and "
+            "ill-conditioned targets, or fm.HMC() for curved ones"
+        )
+    if not min_ess >= min(MIN_TRUSTED_ESS, config.target_ess):
+        messages.append(
+            f"min bulk ESS {min_ess:.0f} is below {min(MIN_TRUSTED_ESS, config.target_ess):g}: "
+            "too few effective draws for reliable estimates. Run longer "
+            "(max_production_loops or n_production_loops) or train longer"
+        )
+    elif config.n_production_loops is None and min_ess < config.target_ess:
+        messages.append(
+            f"min bulk ESS {min_ess:.0f} did not reach target_ess={config.target_ess:g} within "
+            f"max_production_loops={config.max_production_loops}; raise max_production_loops"
+        )
+    if global_acceptance < MIN_GLOBAL_ACCEPTANCE:
+        messages.append(
+            f"the global acceptance is {global_acceptance:.3f}: the flow's proposals are almost "
+            "never accepted, so modes that local moves cannot cross are not mixed. Train "
+            "longer (max_training_loops), or try RealNVP(whiten=True) or "
+            "local_in_latent_space=True"
+        )
+    if nonfinite_share > MAX_NONFINITE_SHARE:
+        messages.append(
+            f"{nonfinite_share:.1%} of the production proposals met a NaN or infinite log "
+            "density and were rejected: check log_prob at the edges of its support (or "
+            "sample an unconstrained parametrisation)"
+        )
+    return messages

@@ -1,0 +1,181 @@
+"""How long a run trains and samples: decisions the run takes from what it measures.
+
+Every decision is a pure function of the loops' records (and, in production, of the draws),
+so a resumed run takes the same decisions as an uninterrupted one. A count the user sets
+(``n_training_loops``, ``n_production_loops``) always wins over the automatic choice.
+
+Training ends when the model stops improving: the global acceptance, averaged over the last
+``PLATEAU_LOOPS`` loops, has gained less than ``PLATEAU_GAIN`` on the ``PLATEAU_LOOPS`` before
+(or is above ``GOOD_ACCEPTANCE``), after at least ``MIN_TRAINING_LOOPS`` loops and at most
+``max_training_loops``. Without a global model training only adapts the kernel and ends after
+``MIN_TRAINING_LOOPS``.
+
+Production ends when every coordinate has a bulk ESS of at least ``target_ess`` and an
+R-hat of at most ``target_rhat`` (both from ArviZ), after at least ``MIN_PRODUCTION_LOOPS``
+and at most ``max_production_loops``. The check runs after loops whose draw count has grown
+by ``CHECK_GROWTH`` since the last check (so its cost stays a small share of the run) on at
+most ``MAX_CHECK_DRAWS`` evenly thinned draws per chain: thinning can only lower the ESS
+estimate, so the rule is conservative.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from flowmc_like.config import SamplerConfig
+from flowmc_like.exporters import arviz as arviz_export
+from flowmc_like.records import LoopRecord
+
+__all__ = [
+    "CHECK_GROWTH",
+    "GOOD_ACCEPTANCE",
+    "MAX_CHECK_DRAWS",
+    "MIN_PRODUCTION_LOOPS",
+    "MIN_TRAINING_LOOPS",
+    "PLATEAU_GAIN",
+    "PLATEAU_LOOPS",
+    "Convergence",
+    "Decision",
+    "convergence",
+    "is_check_due",
+    "production_decision",
+    "training_decision",
+]
+
+MIN_TRAINING_LOOPS = 10
+PLATEAU_LOOPS = 3
+PLATEAU_GAIN = 0.02
+GOOD_ACCEPTANCE = 0.9
+MIN_PRODUCTION_LOOPS = 5
+CHECK_GROWTH = 1.25
+MAX_CHECK_DRAWS = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What the run does after a loop.
+
+    Attributes:
+        ends_phase: the loop was the last of its phase (training, or the whole run).
+        reason: one line saying why, for the history and the log.
+    """
+
+    ends_phase: bool
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Convergence:
+    """Per-coordinate convergence of draws ``(n_chains, n_draws, n_dim)``.
+
+    Attributes:
+        min_ess: the smallest bulk ESS over coordinates (ArviZ, rank-normalised).
+        max_rhat: the largest R-hat over coordinates (ArviZ, rank-normalised split R-hat).
+        n_draws_used: draws per chain the estimate used (after even thinning).
+    """
+
+    min_ess: float
+    max_rhat: float
+    n_draws_used: int
+
+
+def training_decision(
+    config: SamplerConfig, records: Sequence[LoopRecord], has_global: bool
+) -> Decision:
+    """Whether training ends after the last of ``records`` (all of them training loops)."""
+    n_done = len(records)
+    if config.n_training_loops is not None:
+        if n_done >= config.n_training_loops:
+            return Decision(True, f"training ends: n_training_loops={n_done} as set")
+        return Decision(False, f"training: loop {n_done} of {config.n_training_loops} as set")
+    if n_done >= config.max_training_loops:
+        return Decision(
+            True, f"training ends: max_training_loops={config.max_training_loops} reached"
+        )
+    if n_done < MIN_TRAINING_LOOPS:
+        return Decision(False, f"training: loop {n_done}, at least {MIN_TRAINING_LOOPS}")
+    if not has_global:
+        return Decision(True, f"training ends: the kernel adapted for {n_done} loops")
+    acceptance = np.array([record.global_acceptance for record in records])
+    recent = float(np.mean(acceptance[-PLATEAU_LOOPS:]))
+    before = float(np.mean(acceptance[-2 * PLATEAU_LOOPS : -PLATEAU_LOOPS]))
+    if recent >= GOOD_ACCEPTANCE:
+        return Decision(True, f"training ends: global acceptance {recent:.2f} is high")
+    if recent - before < PLATEAU_GAIN:
+        return Decision(
+            True,
+            f"training ends: global acceptance levelled off ({before:.2f} -> {recent:.2f} "
+            f"over the last {2 * PLATEAU_LOOPS} loops)",
+        )
+    return Decision(
+        False, f"training: global acceptance still rising ({before:.2f} -> {recent:.2f})"
+    )
+
+
+def is_check_due(config: SamplerConfig, records: Sequence[LoopRecord]) -> bool:
+    """Whether automatic production checks convergence after the last of ``records``.
+
+    ``records`` are the production loops so far; a loop was checked when its ``min_ess`` is
+    finite. Never with a fixed ``n_production_loops`` (the end-of-run diagnostics still run).
+    """
+    if config.n_production_loops is not None:
+        return False
+    n_done = len(records)
+    if n_done < MIN_PRODUCTION_LOOPS:
+        return False
+    if n_done >= config.max_production_loops:
+        return True
+    checked = [i + 1 for i, record in enumerate(records[:-1]) if np.isfinite(record.min_ess)]
+    return not checked or n_done >= math.ceil(CHECK_GROWTH * checked[-1])
+
+
+def production_decision(
+    config: SamplerConfig, n_done: int, checked: Convergence | None
+) -> Decision:
+    """Whether the run ends after ``n_done`` production loops (``checked``: this loop's check)."""
+    if config.n_production_loops is not None:
+        if n_done >= config.n_production_loops:
+            return Decision(True, f"run ends: n_production_loops={n_done} as set")
+        return Decision(False, f"production: loop {n_done} of {config.n_production_loops} as set")
+    if checked is not None:
+        is_converged = (
+            checked.min_ess >= config.target_ess and checked.max_rhat <= config.target_rhat
+        )
+        summary = f"min ESS {checked.min_ess:.0f}, max R-hat {checked.max_rhat:.3f}"
+        if is_converged:
+            return Decision(
+                True,
+                f"run ends: {summary} meet target_ess={config.target_ess:g} and "
+                f"target_rhat={config.target_rhat:g}",
+            )
+        if n_done >= config.max_production_loops:
+            return Decision(
+                True,
+                f"run ends: max_production_loops={config.max_production_loops} reached with "
+                f"{summary} (targets {config.target_ess:g}, {config.target_rhat:g})",
+            )
+        return Decision(False, f"production: {summary}, not yet at the targets")
+    if n_done >= config.max_production_loops:  # pragma: no cover - a check is always due then
+        return Decision(True, "run ends: max_production_loops reached")
+    return Decision(False, f"production: loop {n_done}")
+
+
+def convergence(draws: np.ndarray, max_draws: int = MAX_CHECK_DRAWS) -> Convergence:
+    """Bulk ESS and R-hat of every coordinate of ``draws`` ``(n_chains, n_draws, n_dim)``.
+
+    At most ``max_draws`` draws per chain are used, evenly thinned from the end backwards
+    (the last draw is always kept); the ESS of thinned draws is not above that of all.
+    Needs at least 4 draws per chain (NaN otherwise).
+    """
+    draws = np.asarray(draws)
+    n_draws = draws.shape[1]
+    stride = max(1, math.ceil(n_draws / max_draws))
+    kept = draws[:, ::-1][:, ::stride][:, ::-1]
+    if kept.shape[1] < 4:
+        return Convergence(math.nan, math.nan, int(kept.shape[1]))
+    ess, rhat = arviz_export.ess_bulk_and_rhat(kept)
+    return Convergence(float(np.min(ess)), float(np.max(rhat)), int(kept.shape[1]))
