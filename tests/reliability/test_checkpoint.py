@@ -138,6 +138,19 @@ def _run_first_loops(monkeypatch, sampler: fm.Sampler, key, x0, directory: Path,
     assert _loops_done(directory) == n_done
 
 
+def test_an_automatic_run_resumes_to_the_same_decisions(tmp_path, monkeypatch):
+    """Stopped near the end of automatic training and in production, a resume decides alike."""
+    sampler = _tiny_sampler(
+        n_training_loops=None, n_production_loops=None, max_production_loops=8, target_ess=1e9
+    )
+    key, x0 = jax.random.key(1), jnp.full((4, 2), 0.5)
+    expected = sampler.run(key, x0)
+    for n_done in (10, 14):
+        directory = tmp_path / f"stopped_after_{n_done}"
+        _run_first_loops(monkeypatch, sampler, key, x0, directory, n_done)
+        _assert_identical(sampler.resume(directory), expected)
+
+
 def test_resume_with_a_lambda_needs_log_prob(tmp_path, monkeypatch):
     """A log density pickle cannot store by name is asked for, and then works."""
     sampler = _tiny_sampler(log_prob=lambda x: -0.5 * jnp.sum(x**2))

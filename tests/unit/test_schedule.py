@@ -1,0 +1,132 @@
+"""The run's own decisions: when training ends, when production ends, what the verdict says."""
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from flowmc_like import schedule
+from flowmc_like.config import SamplerConfig
+from flowmc_like.diagnostics import diagnose
+from flowmc_like.records import LoopRecord
+
+
+def record(global_acceptance=0.5, is_training=True, **fields):
+    base = LoopRecord(
+        is_training=is_training,
+        loss=np.zeros(2),
+        local_acceptance=0.6,
+        global_acceptance=global_acceptance,
+        step_size=0.1,
+        training_discarded=False,
+        local_nonfinite=0,
+        global_nonfinite=0,
+    )
+    return dataclasses.replace(base, **fields)
+
+
+def training(acceptances):
+    return [record(a) for a in acceptances]
+
+
+AUTO = SamplerConfig()
+
+
+def test_a_set_training_count_wins():
+    config = SamplerConfig(n_training_loops=3)
+    assert not schedule.training_decision(config, training([0.0, 0.0]), True).ends_phase
+    decision = schedule.training_decision(config, training([0.0] * 3), True)
+    assert decision.ends_phase and "as set" in decision.reason
+
+
+def test_training_runs_at_least_the_minimum():
+    flat = training([0.5] * (schedule.MIN_TRAINING_LOOPS - 1))
+    assert not schedule.training_decision(AUTO, flat, True).ends_phase
+
+
+def test_training_ends_when_the_acceptance_levels_off():
+    flat = training([0.1] * 4 + [0.50, 0.51, 0.50, 0.51, 0.50, 0.51])
+    decision = schedule.training_decision(AUTO, flat, True)
+    assert decision.ends_phase and "levelled off" in decision.reason
+
+
+def test_training_goes_on_while_the_acceptance_rises():
+    rising = training(np.linspace(0.05, 0.6, schedule.MIN_TRAINING_LOOPS))
+    decision = schedule.training_decision(AUTO, rising, True)
+    assert not decision.ends_phase and "rising" in decision.reason
+
+
+def test_training_ends_at_a_high_acceptance_or_the_cap():
+    high = training([0.95] * schedule.MIN_TRAINING_LOOPS)
+    assert schedule.training_decision(AUTO, high, True).ends_phase
+    config = SamplerConfig(max_training_loops=12)
+    rising = training(np.linspace(0.0, 0.8, 12))
+    decision = schedule.training_decision(config, rising, True)
+    assert decision.ends_phase and "max_training_loops=12" in decision.reason
+
+
+def test_without_a_model_training_only_adapts_the_kernel():
+    loops = training([math.nan] * schedule.MIN_TRAINING_LOOPS)
+    assert schedule.training_decision(AUTO, loops, False).ends_phase
+
+
+def test_convergence_checks_become_rarer_as_draws_grow():
+    due = []
+    records = []
+    for _ in range(60):
+        records.append(record(is_training=False))
+        is_due = schedule.is_check_due(AUTO, records)
+        if is_due:
+            records[-1] = dataclasses.replace(records[-1], min_ess=1.0, max_rhat=2.0)
+        due.append(is_due)
+    checked = [i + 1 for i, is_due in enumerate(due) if is_due]
+    assert checked[0] == schedule.MIN_PRODUCTION_LOOPS
+    for before, after in itertools.pairwise(checked):
+        assert after == max(before + 1, math.ceil(schedule.CHECK_GROWTH * before))
+    assert len(checked) < 15
+    assert not schedule.is_check_due(SamplerConfig(n_production_loops=50), records)
+
+
+def test_production_ends_at_the_targets_or_the_cap():
+    good = schedule.Convergence(min_ess=1500.0, max_rhat=1.002, n_draws_used=100)
+    poor = schedule.Convergence(min_ess=200.0, max_rhat=1.002, n_draws_used=100)
+    assert schedule.production_decision(AUTO, 5, good).ends_phase
+    assert not schedule.production_decision(AUTO, 5, poor).ends_phase
+    capped = schedule.production_decision(AUTO, AUTO.max_production_loops, poor)
+    assert capped.ends_phase and "max_production_loops" in capped.reason
+    unstable = schedule.Convergence(min_ess=1500.0, max_rhat=1.05, n_draws_used=100)
+    assert not schedule.production_decision(AUTO, 5, unstable).ends_phase
+
+
+def test_convergence_of_independent_and_of_disagreeing_chains():
+    rng = np.random.default_rng(0)
+    iid = rng.normal(size=(8, 2000, 3))
+    checked = schedule.convergence(iid)
+    assert checked.n_draws_used == schedule.MAX_CHECK_DRAWS
+    assert 0.7 * 8 * 500 < checked.min_ess < 1.3 * 8 * 500
+    assert checked.max_rhat < 1.01
+    apart = iid + np.arange(8)[:, None, None]
+    assert schedule.convergence(apart).max_rhat > 1.5
+
+
+def test_the_verdict_names_each_failed_check():
+    rng = np.random.default_rng(1)
+    good_draws = rng.normal(size=(8, 400, 2))
+    loops = [record(0.5, ends_phase=True)] + [record(0.5, is_training=False)] * 4
+    verdict = diagnose(AUTO, loops, good_draws, has_global=True)
+    assert verdict.is_trusted, verdict.warnings
+    stuck = good_draws + np.arange(8)[:, None, None]
+    rejected = [record(0.001, is_training=False, global_nonfinite=10_000)] * 4
+    verdict = diagnose(AUTO, loops[:1] + rejected, stuck, has_global=True)
+    text = " | ".join(verdict.warnings)
+    assert not verdict.is_trusted
+    assert "R-hat" in text and "global acceptance" in text and "NaN or infinite" in text
+    assert verdict.n_training_loops == 1 and verdict.n_production_loops == 4
+
+
+@pytest.mark.parametrize("n_draws", [2, 3])
+def test_too_few_draws_give_no_estimate(n_draws):
+    checked = schedule.convergence(np.zeros((4, n_draws, 2)))
+    assert math.isnan(checked.min_ess) and math.isnan(checked.max_rhat)
