@@ -14,6 +14,7 @@ from flowmc_like.adaptation.base import Adaptation, no_adaptation
 from flowmc_like.adaptation.builders import step_size_adaptation, step_size_and_mass_adaptation
 from flowmc_like.adapters.ppl import ModelTarget, from_numpyro, from_pymc
 from flowmc_like.conformance import ConformanceError, ConformanceReport, check_kernel, check_model
+from flowmc_like.diagnostics import RunDiagnostics
 from flowmc_like.kernels.base import AbstractDiscreteKernel, AbstractLocalKernel
 from flowmc_like.kernels.hmc import HMC
 from flowmc_like.kernels.mala import MALA
@@ -55,6 +56,7 @@ __all__ = [
     "RandomWalk",
     "RealNVP",
     "Sampler",
+    "RunDiagnostics",
     "SamplerResult",
     "SiteFlip",
     "Space",
