@@ -415,7 +415,7 @@ def _sign_changes_per_chain(m: np.ndarray) -> np.ndarray:
 def discrete_metrics(
     run: DiscreteRun, case: LatticeCase, exact: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The discrete metrics of ``shared/BENCHMARKS.md`` for one run.
+    """The discrete metrics of ``docs/spec/BENCHMARKS.md`` for one run.
 
     ESS and R-hat are ArviZ's (bulk ESS, rank-normalised split R-hat) over all chains and
     draws; ``max_r_hat`` is over E, |m| and, for Ising, the signed m (NaN counts as inf).

@@ -1,4 +1,4 @@
-"""Metrics of ``shared/BENCHMARKS.md`` computed from production draws and an exact reference.
+"""Metrics of ``docs/spec/BENCHMARKS.md`` computed from production draws and an exact reference.
 
 All statistics use every production draw of every chain, ``draws`` shaped
 ``(n_chains, n_draws, n_dim)``; ESS and R-hat are ArviZ's (rank-normalised bulk/tail ESS,

@@ -5,7 +5,7 @@ Usage::
     python -m benchmarks.overhead [--targets dual_moon_2d,...] [--n-chains 32] [--n-steps 1000]
         [--repeats 5] [--json PATH] [--md PATH]
 
-The metric of ``shared/BENCHMARKS.md``: the wall time of one local step of every chain divided
+The metric of ``docs/spec/BENCHMARKS.md``: the wall time of one local step of every chain divided
 by the time of one bare ``jax.vmap(jax.value_and_grad(log_prob))`` over the same chains; the
 ideal is 1 (a MALA step evaluates the target and its gradient once, at the proposal).
 

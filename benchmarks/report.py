@@ -439,7 +439,7 @@ def build_report(
         "",
         f"Regenerate with: `{meta['command']}`",
         "",
-        "What is measured and why: `shared/BENCHMARKS.md`; how the harness implements it and "
+        "What is measured and why: `docs/spec/BENCHMARKS.md`; how the harness implements it and "
         "every setting: `benchmarks/README.md`. Times in seconds; wall = sampler construction "
         "+ run (compile included, imports excluded). ESS = min over dimensions of ArviZ bulk "
         "ESS over all production draws; ESS/s over the wall time of the whole run; ESS/1k "

@@ -7,7 +7,7 @@ overhead tool runs. Two suites:
 - ``quick``: the six continuous targets and ``ising_L8_bc``, seed 0, no counting runs, a
   shorter shared schedule (10 training + 10 production loops instead of 20 + 20, for every
   sampler alike) so that all samplers finish in under 10 minutes on 2 cores;
-- ``full``: the six continuous targets and the five lattice cases of ``shared/BENCHMARKS.md``
+- ``full``: the six continuous targets and the five lattice cases of ``docs/spec/BENCHMARKS.md``
   (``ising_L4``, ``ising_L8_bc``, ``ising_L16_bc``, ``ising_L8_T2``, ``potts3_L4``), seeds
   0, 1, 2, counting runs, flowmc_like's default schedule. ``python -m benchmarks.run --suite
   full --docs`` regenerates ``docs/benchmarks.md``.

@@ -1,4 +1,4 @@
-"""The continuous benchmark targets of ``shared/BENCHMARKS.md`` with exact references.
+"""The continuous benchmark targets of ``docs/spec/BENCHMARKS.md`` with exact references.
 
 Every target is a plain JAX log density ``log_prob(x)`` on one ``(n_dim,)`` array (unnormalised,
 float32-safe) plus everything a metric needs, computed exactly (closed form) or by

@@ -1,4 +1,4 @@
-"""flowmc_like through its public API (``shared/API.md``).
+"""flowmc_like through its public API (``docs/spec/API.md``).
 
 ``fm.Sampler(log_prob, n_dim=d, n_chains=n, **schedule, **overrides).run(key, x0)``: the
 schedule fields the signature accepts are passed (so both flow samplers run the same loops),

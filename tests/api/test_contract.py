@@ -1,4 +1,4 @@
-"""One test per promise of ../shared/API.md (continuous half)."""
+"""One test per promise of docs/spec/API.md (continuous half)."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""One test per promise of ../shared/API.md about discrete targets."""
+"""One test per promise of docs/spec/API.md about discrete targets."""
 
 import jax
 import jax.numpy as jnp
