@@ -159,9 +159,7 @@ def production_decision(
                 f"{summary} (targets {config.target_ess:g}, {config.target_rhat:g})",
             )
         return Decision(False, f"production: {summary}, not yet at the targets")
-    if n_done >= config.max_production_loops:  # pragma: no cover - a check is always due then
-        return Decision(True, "run ends: max_production_loops reached")
-    return Decision(False, f"production: loop {n_done}")
+    return Decision(False, f"production: loop {n_done}")  # `is_check_due` at the cap
 
 
 def convergence(draws: np.ndarray, max_draws: int = MAX_CHECK_DRAWS) -> Convergence:
