@@ -24,7 +24,13 @@ from flowmc_like.adapters.pytree import PositionSpec
 from flowmc_like.config import SamplerConfig
 from flowmc_like.kernels.base import AbstractLocalKernel
 from flowmc_like.models.base import AbstractGlobalModel
-from flowmc_like.programs import LoopState, Programs, build_programs, has_global_moves
+from flowmc_like.programs import (
+    LoopState,
+    Programs,
+    build_programs,
+    has_global_moves,
+    latent_mode,
+)
 from flowmc_like.target import BoundTarget, check_target, restart_nonfinite_chains
 
 __all__ = ["PreparedRun", "prepare_run"]
@@ -44,6 +50,7 @@ class PreparedRun(NamedTuple):
         compile_seconds: wall seconds spent lowering and compiling.
         layout: how the chains are laid out over devices.
         data: the ``data`` pytree, placed on the devices.
+        latent_mode: where the local kernel runs (`flowmc_like.programs.latent_mode`).
     """
 
     programs: Programs
@@ -56,6 +63,7 @@ class PreparedRun(NamedTuple):
     compile_seconds: float
     layout: ChainLayout
     data: PyTree
+    latent_mode: str = "x"
 
 
 def prepare_run(
@@ -127,11 +135,19 @@ def prepare_run(
             compiler.submit(
                 "global", programs.global_.lower(loop_key, states, train_state.params, data)
             )
-        latent_params = train_state.params if config.local_in_latent_space else None
+        latent_params = train_state.params if latent_mode(model, config) != "x" else None
         compiler.submit(
             "local",
             programs.local.lower(
-                loop_key, states, adapt_state, kernel_params, is_adapting, latent_params, data
+                loop_key,
+                states,
+                adapt_state,
+                kernel_params,
+                is_adapting,
+                latent_params,
+                is_adapting,  # in_latent: a () bool like it
+                is_adapting,  # restart
+                data,
             ),
         )
         compiled = compiler.results()
@@ -159,6 +175,7 @@ def prepare_run(
         compile_seconds=time.perf_counter() - compile_start,
         layout=layout,
         data=data,
+        latent_mode=latent_mode(model, config),
     )
 
 

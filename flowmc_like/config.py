@@ -32,6 +32,10 @@ class SamplerConfig:
         learning_rate: Adam learning rate.
         n_max_examples: training examples resampled from the window each loop.
         n_window_loops: the training window holds the draws of this many most recent loops.
+            None (the default): ``window_loops(n_dim)`` = ``n_dim // 8`` clipped to [3, 20]
+            (a flow in more dimensions needs more draws to fit the covariance it whitens
+            with: on a 64-D Gaussian 8 loops instead of 3 raised the global acceptance from
+            0.15 to 0.38).
         global_chunk_size: proposals evaluated per vmapped batch in the global phase.
         reverse_kl_weight: weight ``lambda >= 0`` of a reverse-KL (variational) term added to
             the maximum-likelihood loss, ``NLL + lambda * KL(q || p)``, estimated from
@@ -40,7 +44,10 @@ class SamplerConfig:
             loop to validate the model; each loop keeps the epoch with the lowest validation
             loss (early stopping). 0 disables it (as does a single chain).
         local_in_latent_space: run the local kernel in the flow's base space (the trained
-            flow as a preconditioner); needs a continuous flow model.
+            flow as a preconditioner); needs a continuous flow model. None (the default): the
+            run decides (`flowmc_like.schedule.latent_decision`): in the flow's space from the
+            first loop after a successful training update, when the model is a flow and the
+            loop takes local and global steps; in ``x``-space otherwise.
         thinning: keep every ``thinning``-th draw of each local and global phase (the
             draws at steps ``thinning - 1, 2 * thinning - 1, ...``); the model trains on the
             kept draws. Acceptance rates and non-finite counts still cover every step.
@@ -59,17 +66,17 @@ class SamplerConfig:
     batch_size: int = 1024
     learning_rate: float = 1e-3
     n_max_examples: int = 8192
-    n_window_loops: int = 3
+    n_window_loops: int | None = None
     global_chunk_size: int = 4096
     reverse_kl_weight: float = 0.0
     validation_fraction: float = 0.2
-    local_in_latent_space: bool = False
+    local_in_latent_space: bool | None = None
     thinning: int = 1
     progress_bar: bool = True
 
     def __post_init__(self) -> None:
         owner = "Sampler"  # the Sampler's keyword arguments are checked here
-        for name in ("n_training_loops", "n_production_loops"):
+        for name in ("n_training_loops", "n_production_loops", "n_window_loops"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _validation.check_int(name, value, owner=owner))
@@ -79,7 +86,6 @@ class SamplerConfig:
             "n_epochs",
             "batch_size",
             "n_max_examples",
-            "n_window_loops",
             "global_chunk_size",
             "thinning",
         ):
@@ -118,10 +124,16 @@ class SamplerConfig:
         for name, bounds in floats.items():
             value = _validation.check_float(name, getattr(self, name), owner=owner, **bounds)
             object.__setattr__(self, name, value)
-        for name in ("local_in_latent_space", "progress_bar"):
+        if self.local_in_latent_space is not None:
             object.__setattr__(
-                self, name, _validation.check_bool(name, getattr(self, name), owner=owner)
+                self,
+                "local_in_latent_space",
+                _validation.check_bool(
+                    "local_in_latent_space", self.local_in_latent_space, owner=owner
+                ),
             )
+        progress_bar = _validation.check_bool("progress_bar", self.progress_bar, owner=owner)
+        object.__setattr__(self, "progress_bar", progress_bar)
 
     @property
     def training_cap(self) -> int:
@@ -139,6 +151,12 @@ class SamplerConfig:
     def n_loops_cap(self) -> int:
         """The most loops the run can have: keys are drawn for this many."""
         return self.training_cap + self.production_cap
+
+    def window_loops(self, n_dim: int) -> int:
+        """Loops in the training window: ``n_window_loops``, or chosen from ``n_dim``."""
+        if self.n_window_loops is not None:
+            return self.n_window_loops
+        return min(max(n_dim // 8, 3), 20)
 
     @property
     def effective_batch_size(self) -> int:

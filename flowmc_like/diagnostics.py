@@ -122,8 +122,7 @@ def _warnings(
             f"max R-hat {max_rhat:.3f} is above target_rhat={config.target_rhat:g}: the chains "
             "disagree, so the draws may miss or misweight part of the posterior. Try more "
             "training (max_training_loops or n_training_loops), more production "
-            "(max_production_loops), local_in_latent_space=True for funnels and "
-            "ill-conditioned targets, or fm.HMC() for curved ones"
+            "(max_production_loops), or fm.HMC() for curved ones"
         )
     if not min_ess >= min(MIN_TRUSTED_ESS, config.target_ess):
         messages.append(
@@ -140,8 +139,8 @@ def _warnings(
         messages.append(
             f"the global acceptance is {global_acceptance:.3f}: the flow's proposals are almost "
             "never accepted, so modes that local moves cannot cross are not mixed. Train "
-            "longer (max_training_loops), or try RealNVP(whiten=True) or "
-            "local_in_latent_space=True"
+            "longer (max_training_loops) on more draws (n_window_loops, n_max_examples), or "
+            "give the flow more layers (RealNVP(n_layers=...))"
         )
     if nonfinite_share > MAX_NONFINITE_SHARE:
         messages.append(

@@ -105,7 +105,7 @@ def run_loops(
     Returns:
         The state after the last loop.
     """
-    layout, data = prepared.layout, prepared.data
+    layout = prepared.layout
     has_global = prepared.programs.global_ is not None
     bar = _progress_bar(config, progress.n_done)
     try:
@@ -118,8 +118,17 @@ def run_loops(
                     frozen_params=state.final_params,
                     is_adapting=layout.put(np.asarray(False), layout.replicated),
                 )
+            in_latent, switches = schedule.latent_decision(
+                prepared.latent_mode, records, is_training
+            )
+            if switches:
+                logger.info(
+                    "loop %d: the local kernel moves to the flow's latent space from now on "
+                    "(the flow has trained; its adaptation restarts)",
+                    progress.n_done,
+                )
             state, output = _run_one_loop(
-                prepared, config, state, progress.n_done, is_training, data
+                prepared, config, state, progress.n_done, is_training, (in_latent, switches)
             )
             output = _decide(config, progress, output, has_global)
             logger.info("loop %d: %s", progress.n_done, output.record.decision)
@@ -182,16 +191,22 @@ def _run_one_loop(
     state: LoopState,
     loop_index: int,
     is_training: bool,
-    data: Any,
+    latent: tuple[bool, bool],
 ) -> tuple[LoopState, LoopOutput]:
-    """One loop: local phase, global phase, training; the new state and the loop's output."""
-    programs, layout = prepared.programs, prepared.layout
+    """One loop: local phase, global phase, training; the new state and the loop's output.
+
+    ``latent`` is ``(in_latent, switches)`` of `schedule.latent_decision`.
+    """
+    programs, layout, data = prepared.programs, prepared.layout, prepared.data
     loop_keys = prepared.loop_keys[loop_index]  # local, global, select, train
     key_local, key_global, key_train = layout.put(
         (loop_keys[0], loop_keys[1], loop_keys[2:]), layout.replicated
     )
     train_state = state.train_state
-    latent_params = train_state.params if config.local_in_latent_space else None
+    latent_params = train_state.params if prepared.latent_mode != "x" else None
+    in_latent, restart = layout.put(
+        (np.asarray(latent[0]), np.asarray(latent[1])), layout.replicated
+    )
     states, adapt_state, local_trace, local_summary, step_size, final_params = programs.local(
         key_local,
         state.states,
@@ -199,6 +214,8 @@ def _run_one_loop(
         state.frozen_params,
         state.is_adapting,
         latent_params,
+        in_latent,
+        restart,
         data,
     )
     buffer = state.buffer
@@ -243,6 +260,7 @@ def _run_one_loop(
         n_epochs=config.n_epochs,
         n_kept_local=config.n_kept_local,
         has_local_steps=config.n_local_steps > 0,
+        in_latent_space=latent[0],
     )
     return state, output
 

@@ -26,6 +26,7 @@ __all__ = [
     "run_global_phase",
     "run_latent_local_phase",
     "run_local_phase",
+    "select_tree",
 ]
 
 
@@ -99,7 +100,8 @@ def init_kernel_states(
     return jax.vmap(kernel.init, in_axes=(0, None))(positions, log_prob_fn)
 
 
-def _select(flag: Array, if_true: PyTree, if_false: PyTree) -> PyTree:
+def select_tree(flag: Array, if_true: PyTree, if_false: PyTree) -> PyTree:
+    """``if_true`` where the ``()`` bool ``flag`` holds, else ``if_false``, leaf by leaf."""
     return jax.tree.map(lambda a, b: jnp.where(flag, a, b), if_true, if_false)
 
 
@@ -162,9 +164,9 @@ def run_local_phase(
 
     def one_step(carry, step_inputs):
         states, adapt_state = carry
-        params = _select(is_adapting, adaptation.current(adapt_state), frozen_params)
+        params = select_tree(is_adapting, adaptation.current(adapt_state), frozen_params)
         states, infos = step_chains(step_inputs, states, log_prob_fn, params)
-        adapt_state = _select(
+        adapt_state = select_tree(
             is_adapting, adaptation.update(adapt_state, states.position, infos), adapt_state
         )
         record = Trace(
@@ -178,7 +180,7 @@ def run_local_phase(
 
     (states, adapt_state), trace = jax.lax.scan(one_step, (states, adapt_state), inputs)
     ended = adaptation.end_phase(adapt_state, n_adapting_phases)
-    adapt_state = _select(is_adapting, ended, adapt_state)
+    adapt_state = select_tree(is_adapting, ended, adapt_state)
     return states, adapt_state, jax.tree.map(_chain_first, trace)
 
 

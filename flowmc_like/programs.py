@@ -20,13 +20,14 @@ from flowmc_like._sharding import ChainLayout
 from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like.config import SamplerConfig
 from flowmc_like.kernels.base import AbstractLocalKernel
-from flowmc_like.models.base import AbstractGlobalModel
+from flowmc_like.models.base import AbstractFlow, AbstractGlobalModel
 from flowmc_like.phases import (
     GlobalState,
     init_kernel_states,
     run_global_phase,
     run_latent_local_phase,
     run_local_phase,
+    select_tree,
     summarize_and_thin,
 )
 from flowmc_like.training.data import (
@@ -44,6 +45,7 @@ __all__ = [
     "Programs",
     "build_programs",
     "has_global_moves",
+    "latent_mode",
     "program_shardings",
     "state_shardings",
 ]
@@ -89,6 +91,22 @@ def has_global_moves(model: AbstractGlobalModel | None, config: SamplerConfig) -
     return model is not None and config.n_global_steps > 0
 
 
+def latent_mode(model: AbstractGlobalModel | None, config: SamplerConfig) -> str:
+    """Where the local kernel runs: ``"x"``, ``"latent"`` (always) or ``"auto"`` (decided).
+
+    ``local_in_latent_space=True`` gives ``"latent"`` (`flowmc_like.sampler` has checked it
+    can), ``False`` gives ``"x"``; None gives ``"auto"`` when the model is a flow and the
+    loop takes local and global steps (the run then decides per loop, see
+    `flowmc_like.schedule.latent_decision`), ``"x"`` otherwise.
+    """
+    if config.local_in_latent_space is not None:
+        return "latent" if config.local_in_latent_space else "x"
+    is_flow = isinstance(model, AbstractFlow)
+    if is_flow and config.n_local_steps > 0 and has_global_moves(model, config):
+        return "auto"
+    return "x"
+
+
 def state_shardings(layout: ChainLayout, has_global: bool) -> LoopState:
     """The sharding (prefix) of each part of a `LoopState` on ``layout``'s mesh."""
     chains, replicated = layout.chains, layout.replicated
@@ -119,10 +137,10 @@ def program_shardings(layout: ChainLayout, has_global: bool) -> dict[str, tuple[
             (replicated, chains, replicated, replicated),
             (replicated, chains, replicated, replicated, state.buffer),
         ),
-        # (key, states, adapt_state, frozen_params, is_adapting, model_params, data)
-        # -> (states, adapt_state, trace, summary, step size, final params)
+        # (key, states, adapt_state, frozen_params, is_adapting, model_params, in_latent,
+        #  restart, data) -> (states, adapt_state, trace, summary, step size, final params)
         "local": (
-            (replicated, chains, replicated, replicated, replicated, replicated, replicated),
+            (replicated, chains, *(replicated,) * 7),
             (chains, replicated, chains, chains, replicated, replicated),
         ),
         # (key, states, model_params, data) -> (states, trace, summary)
@@ -194,7 +212,7 @@ def build_programs(
         if has_global:
             assert model is not None
             train_state = init_train_state(model.init(key_model, n_dim), optimizer)
-            window = config.n_window_loops * config.n_draws_per_loop
+            window = config.window_loops(n_dim) * config.n_draws_per_loop
             buffer = init_buffer(n_chains, window, n_dim, positions.dtype)
         return (
             jax.random.key_data(loop_keys),
@@ -204,43 +222,73 @@ def build_programs(
             buffer,
         )
 
-    @jit("local")
-    def local(key_data, states, adapt_state, frozen_params, is_adapting, model_params, data):
-        log_prob_fn = functools.partial(flat_log_prob, data=data)
-        if config.local_in_latent_space:
-            current, adapt_state, trace = run_latent_local_phase(
-                kernel,
-                adaptation,
-                model,
-                model_params,
-                log_prob_fn,
-                config.n_local_steps,
-                wrap(key_data),
-                GlobalState(states.position, states.log_prob),
-                adapt_state,
-                frozen_params,
-                is_adapting,
-                config.training_cap,
-            )
-            states = init_kernel_states(kernel, log_prob_fn, current.position)
-        else:
-            states, adapt_state, trace = run_local_phase(
-                kernel,
-                adaptation,
-                log_prob_fn,
-                config.n_local_steps,
-                wrap(key_data),
-                states,
-                adapt_state,
-                frozen_params,
-                is_adapting,
-                config.training_cap,
-            )
-        used_params = jax.tree.map(
-            lambda a, b: jnp.where(is_adapting, a, b),
-            adaptation.current(adapt_state),
+    mode = latent_mode(model, config)
+    initial_kernel_params = kernel.init_params(n_dim)
+
+    def local_in_x(key, states, adapt_state, frozen_params, is_adapting, log_prob_fn):
+        return run_local_phase(
+            kernel,
+            adaptation,
+            log_prob_fn,
+            config.n_local_steps,
+            key,
+            states,
+            adapt_state,
             frozen_params,
+            is_adapting,
+            config.training_cap,
         )
+
+    def local_in_latent(key, states, adapt_state, frozen_params, is_adapting, log_prob_fn, params):
+        current, adapt_state, trace = run_latent_local_phase(
+            kernel,
+            adaptation,
+            model,
+            params,
+            log_prob_fn,
+            config.n_local_steps,
+            key,
+            GlobalState(states.position, states.log_prob),
+            adapt_state,
+            frozen_params,
+            is_adapting,
+            config.training_cap,
+        )
+        return init_kernel_states(kernel, log_prob_fn, current.position), adapt_state, trace
+
+    @jit("local")
+    def local(
+        key_data,
+        states,
+        adapt_state,
+        frozen_params,
+        is_adapting,
+        model_params,
+        in_latent,
+        restart,
+        data,
+    ):
+        """One local phase; with ``mode == "auto"`` in the space ``in_latent`` says.
+
+        ``restart`` (auto mode) starts the adaptation again from the kernel's initial params:
+        the step size adapted in ``x``-space does not fit the flow's space.
+        """
+        log_prob_fn = functools.partial(flat_log_prob, data=data)
+        args = (wrap(key_data), states, adapt_state, frozen_params, is_adapting, log_prob_fn)
+        if mode == "latent":
+            states, adapt_state, trace = local_in_latent(*args, model_params)
+        elif mode == "x":
+            states, adapt_state, trace = local_in_x(*args)
+        else:
+            restarted = adaptation.init(initial_kernel_params, states.position)
+            adapt_state = select_tree(restart, restarted, adapt_state)
+            args = (wrap(key_data), states, adapt_state, frozen_params, is_adapting, log_prob_fn)
+            states, adapt_state, trace = jax.lax.cond(
+                in_latent,
+                lambda: local_in_latent(*args, model_params),
+                lambda: local_in_x(*args),
+            )
+        used_params = select_tree(is_adapting, adaptation.current(adapt_state), frozen_params)
         trace, summary = summarize_and_thin(trace, config.thinning)
         step_size = kernel.step_size_of(used_params)
         return states, adapt_state, trace, summary, step_size, adaptation.final(adapt_state)

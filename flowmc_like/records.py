@@ -37,6 +37,7 @@ class LoopRecord:
         max_rhat: the largest R-hat over coordinates at that check (NaN elsewhere).
         decision: what the run decided after this loop, and why (`flowmc_like.schedule`).
         ends_phase: this loop was the last training loop, or the last loop of the run.
+        in_latent_space: the loop's local kernel ran in the flow's latent space.
     """
 
     is_training: bool
@@ -51,6 +52,7 @@ class LoopRecord:
     max_rhat: float = float("nan")
     decision: str = ""
     ends_phase: bool = False
+    in_latent_space: bool = False
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
@@ -94,6 +96,8 @@ class History:
         decision: ``(n_loops,)`` str, what the run decided after each loop and why (e.g.
             ``"training ends: global acceptance levelled off (0.61 -> 0.62 ...)"``).
         ends_phase: ``(n_loops,)`` bool, true for the last training loop and the last loop.
+        in_latent_space: ``(n_loops,)`` bool, true where the local kernel ran in the flow's
+            latent space (set, or chosen by the run once the flow had trained).
     """
 
     is_training: np.ndarray
@@ -108,6 +112,7 @@ class History:
     max_rhat: np.ndarray
     decision: np.ndarray
     ends_phase: np.ndarray
+    in_latent_space: np.ndarray
 
     @classmethod
     def from_records(cls, records: Sequence[LoopRecord]) -> History:
@@ -193,6 +198,7 @@ def loop_output(
     n_epochs: int,
     n_kept_local: int,
     has_local_steps: bool,
+    in_latent_space: bool = False,
 ) -> LoopOutput:
     """One loop's host arrays as a `LoopOutput` with its `LoopRecord`.
 
@@ -207,6 +213,7 @@ def loop_output(
         n_epochs: epochs per training loop (the width of ``loss``).
         n_kept_local: local draws kept per chain (the first draws of the trace).
         has_local_steps: the run takes local steps (``n_local_steps > 0``).
+        in_latent_space: the local kernel ran in the flow's latent space.
     """
     trace = Trace(*(np.concatenate(fields, axis=1) for fields in zip(*traces, strict=True)))
     n_chains = trace.position.shape[0]
@@ -222,6 +229,7 @@ def loop_output(
         training_discarded=discarded,
         local_nonfinite=int(np.sum(local_summary.n_nonfinite)),
         global_nonfinite=0 if global_summary is None else int(np.sum(global_summary.n_nonfinite)),
+        in_latent_space=in_latent_space,
     )
     is_global = np.zeros(trace.position.shape[1], bool)
     is_global[n_kept_local:] = True

@@ -200,7 +200,8 @@ class Sampler:
         batch_size: training minibatch size.
         learning_rate: Adam learning rate.
         n_max_examples: examples resampled from the recent draws for each training loop.
-        n_window_loops: how many recent loops' draws form the training window.
+        n_window_loops: how many recent loops' draws form the training window; None (the
+            default): ``n_dim // 8`` clipped to [3, 20].
         global_chunk_size: proposals evaluated per vmapped batch (bounds memory).
         reverse_kl_weight: ``lambda >= 0``; when positive, each training step minimises
             ``NLL(chain draws) + lambda * KL(q || p)``, the reverse (variational) KL estimated
@@ -219,7 +220,9 @@ class Sampler:
             strongly correlated Gaussians); each local step then also costs a pass through
             the flow. The kernel then only reaches what the flow has learned: for a ridge
             with heavy tails (Rosenbrock) keep it off and use HMC (see the docs' "Hard
-            targets"). Needs a continuous flow model. Default False.
+            targets"). True needs a continuous flow model. None (the default): the run
+            decides, in the flow's space from the first training loop after the flow has
+            trained, when the model is a flow (``result.history.in_latent_space``).
         thinning: keep every ``thinning``-th draw of each local and global phase (steps
             ``thinning - 1, 2 * thinning - 1, ...``; at most ``n_local_steps`` and
             ``n_global_steps``). It divides the memory the draws take on the device and in
@@ -269,11 +272,11 @@ class Sampler:
         batch_size: int = SamplerConfig.batch_size,
         learning_rate: float = SamplerConfig.learning_rate,
         n_max_examples: int = SamplerConfig.n_max_examples,
-        n_window_loops: int = SamplerConfig.n_window_loops,
+        n_window_loops: int | None = SamplerConfig.n_window_loops,
         global_chunk_size: int = SamplerConfig.global_chunk_size,
         reverse_kl_weight: float = SamplerConfig.reverse_kl_weight,
         validation_fraction: float = SamplerConfig.validation_fraction,
-        local_in_latent_space: bool = SamplerConfig.local_in_latent_space,
+        local_in_latent_space: bool | None = SamplerConfig.local_in_latent_space,
         thinning: int = SamplerConfig.thinning,
         data: PyTree = None,
         devices: Sequence[jax.Device] | None = None,

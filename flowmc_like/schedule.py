@@ -10,6 +10,13 @@ Training ends when the model stops improving: the global acceptance, averaged ov
 ``max_training_loops``. Without a global model training only adapts the kernel and ends after
 ``MIN_TRAINING_LOOPS``.
 
+Where the local kernel runs: with ``local_in_latent_space=None`` and a flow model, in the
+flow's latent space (the trained flow as a preconditioner: it whitens the draws' covariance
+and bends along what it has learned of the target's shape) from the first loop after a
+training update that was kept, and in ``x``-space before (an untrained flow has nothing to
+offer). The switch happens in a training loop, where the kernel's adaptation restarts for
+the new space; production keeps the last training loop's choice.
+
 Production ends when every coordinate has a bulk ESS of at least ``target_ess`` and an
 R-hat of at most ``target_rhat`` (both from ArviZ), after at least ``MIN_PRODUCTION_LOOPS``
 and at most ``max_production_loops``. The check runs after loops whose draw count has grown
@@ -42,12 +49,13 @@ __all__ = [
     "Decision",
     "convergence",
     "is_check_due",
+    "latent_decision",
     "production_decision",
     "training_decision",
 ]
 
-MIN_TRAINING_LOOPS = 10
-PLATEAU_LOOPS = 3
+MIN_TRAINING_LOOPS = 20
+PLATEAU_LOOPS = 5
 PLATEAU_GAIN = 0.02
 GOOD_ACCEPTANCE = 0.9
 MIN_PRODUCTION_LOOPS = 5
@@ -103,17 +111,43 @@ def training_decision(
     acceptance = np.array([record.global_acceptance for record in records])
     recent = float(np.mean(acceptance[-PLATEAU_LOOPS:]))
     before = float(np.mean(acceptance[-2 * PLATEAU_LOOPS : -PLATEAU_LOOPS]))
+    if recent < GOOD_ACCEPTANCE and recent - before >= PLATEAU_GAIN:
+        return Decision(
+            False, f"training: global acceptance still rising ({before:.2f} -> {recent:.2f})"
+        )
     if recent >= GOOD_ACCEPTANCE:
         return Decision(True, f"training ends: global acceptance {recent:.2f} is high")
-    if recent - before < PLATEAU_GAIN:
-        return Decision(
-            True,
-            f"training ends: global acceptance levelled off ({before:.2f} -> {recent:.2f} "
-            f"over the last {2 * PLATEAU_LOOPS} loops)",
-        )
     return Decision(
-        False, f"training: global acceptance still rising ({before:.2f} -> {recent:.2f})"
+        True,
+        f"training ends: global acceptance levelled off ({before:.2f} -> {recent:.2f} over "
+        f"the last {2 * PLATEAU_LOOPS} loops)",
     )
+
+
+def latent_decision(
+    mode: str, records: Sequence[LoopRecord], is_training: bool = True
+) -> tuple[bool, bool]:
+    """Whether the next loop's local kernel runs in the flow's space, and whether it switches.
+
+    The switch happens only in a training loop (the kernel must adapt to the new space before
+    its params freeze); production keeps the last training loop's choice.
+
+    Args:
+        mode: ``"x"``, ``"latent"`` or ``"auto"`` (`flowmc_like.programs.latent_mode`).
+        records: the finished loops.
+        is_training: the next loop is a training loop.
+
+    Returns:
+        ``(in_latent, switches)``: ``switches`` is true for the first latent loop of an
+        automatic run (the kernel's adaptation then restarts).
+    """
+    if mode != "auto":
+        return mode == "latent", False
+    if not is_training:
+        return bool(records) and records[-1].in_latent_space, False
+    in_latent = any(record.is_training and not record.training_discarded for record in records)
+    was_latent = bool(records) and records[-1].in_latent_space
+    return in_latent, in_latent and not was_latent
 
 
 def is_check_due(config: SamplerConfig, records: Sequence[LoopRecord]) -> bool:

@@ -304,12 +304,13 @@ def check_model_identity_at_init(
     atol: float = 1e-4,
     n_dim: int | None = None,
 ) -> None:
-    """Continuous flows: a fresh model is N(0, I), and N(mean, diag(std^2)) prepared on data.
+    """Continuous flows: a fresh model is N(0, I), and N(mean, C) prepared on data.
 
     The second part (only when ``data`` is given) is for flows whose ``prepare`` standardises
-    per dimension (the built-in flows without ``whiten``): ``mean`` and ``std`` (ddof 0) are
-    computed from ``data`` with numpy, and the sample mean and standard deviation of the
-    prepared fresh model must match them within five Monte Carlo standard errors.
+    the data: ``C`` is the data's covariance (ddof 0) for a model with ``whiten=True`` (the
+    built-in flows' default) and its diagonal ``diag(std^2)`` otherwise, both computed with
+    numpy; the sample mean and standard deviation of the prepared fresh model must match the
+    data's within five Monte Carlo standard errors.
 
     Args:
         model: a continuous model whose fresh params are the identity flow.
@@ -345,10 +346,17 @@ def check_model_identity_at_init(
     if data is None:
         return
     prepared = model.prepare(params, jnp.asarray(data))
-    expected = standard_normal_log_prob((points - mean) / std) - np.sum(np.log(std))
+    if getattr(model, "whiten", False):
+        cholesky = np.linalg.cholesky(np.cov(data.T.astype(np.float64), bias=True))
+        whitened = np.linalg.solve(cholesky, (np.asarray(points, np.float64) - mean).T).T
+        expected = standard_normal_log_prob(whitened) - np.sum(np.log(np.diag(cholesky)))
+        form = "log N(x; mean, covariance)"
+    else:
+        expected = standard_normal_log_prob((points - mean) / std) - np.sum(np.log(std))
+        form = "log N(x; mean, std^2)"
     require_close(
         check,
-        "log_prob of a fresh model prepared on data vs log N(x; mean, std^2)",
+        f"log_prob of a fresh model prepared on data vs {form}",
         batched_log_prob(model, prepared, points),
         expected,
         rtol=1e-5,

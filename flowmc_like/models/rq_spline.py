@@ -56,9 +56,10 @@ class RQSpline(AbstractCouplingFlow):
         range_limit: half-width ``B`` of the spline interval in standardised units. Default
             5.0 (five standard deviations of the training data).
         whiten: standardise with the full covariance of the training data (``y = L^{-1}
-            (x - mean)``, ``L`` its Cholesky factor) instead of per dimension. Recommended for
-            correlated or ill-conditioned targets; costs an ``n_dim x n_dim`` product per
-            event. Default False.
+            (x - mean)``, ``L`` its Cholesky factor) instead of per dimension, so correlated
+            and ill-conditioned coordinates reach the coupling layers decorrelated (and the
+            local kernel, run in the flow's space, sees them whitened). Costs an ``n_dim x
+            n_dim`` product per event. Default True; False standardises per dimension.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -74,7 +75,7 @@ class RQSpline(AbstractCouplingFlow):
     hidden_sizes: tuple[int, ...] = (64, 64)
     n_bins: int = 8
     range_limit: float = 5.0
-    whiten: bool = False
+    whiten: bool = True
 
     def __post_init__(self) -> None:
         owner = "RQSpline"

@@ -109,7 +109,7 @@ TABLE: list[Row] = [
     row("Sampler", "batch_size", 1024.0, 0),
     row("Sampler", "learning_rate", "1e-3", 0.0),
     row("Sampler", "n_max_examples", "8192", 0),
-    row("Sampler", "n_window_loops", None, 0),
+    row("Sampler", "n_window_loops", "3", 0),
     row("Sampler", "global_chunk_size", "4096", 0),
     row("Sampler", "reverse_kl_weight", "high", -1.0),
     row("Sampler", "validation_fraction", "0.2", 1.0),

@@ -47,7 +47,8 @@ def test_training_runs_at_least_the_minimum():
 
 
 def test_training_ends_when_the_acceptance_levels_off():
-    flat = training([0.1] * 4 + [0.50, 0.51, 0.50, 0.51, 0.50, 0.51])
+    n_rising = schedule.MIN_TRAINING_LOOPS - 2 * schedule.PLATEAU_LOOPS
+    flat = training([0.1] * n_rising + [0.50, 0.51] * schedule.PLATEAU_LOOPS)
     decision = schedule.training_decision(AUTO, flat, True)
     assert decision.ends_phase and "levelled off" in decision.reason
 
@@ -65,6 +66,25 @@ def test_training_ends_at_a_high_acceptance_or_the_cap():
     rising = training(np.linspace(0.0, 0.8, 12))
     decision = schedule.training_decision(config, rising, True)
     assert decision.ends_phase and "max_training_loops=12" in decision.reason
+
+
+def test_the_local_kernel_moves_to_the_latent_space_once_the_flow_has_trained():
+    assert schedule.latent_decision("auto", []) == (False, False)
+    first = training([0.1])
+    assert schedule.latent_decision("auto", first) == (True, True)
+    switched = [dataclasses.replace(record, in_latent_space=True) for record in training([0.1] * 2)]
+    assert schedule.latent_decision("auto", switched) == (True, False)
+    discarded = [dataclasses.replace(record, training_discarded=True) for record in first]
+    assert schedule.latent_decision("auto", discarded) == (False, False)
+    # production keeps the last training loop's choice: it never switches untuned
+    assert schedule.latent_decision("auto", first, is_training=False) == (False, False)
+    assert schedule.latent_decision("auto", switched, is_training=False) == (True, False)
+
+
+def test_a_set_latent_choice_wins():
+    loops = training([0.5] * 3)
+    assert schedule.latent_decision("x", loops) == (False, False)
+    assert schedule.latent_decision("latent", []) == (True, False)
 
 
 def test_without_a_model_training_only_adapts_the_kernel():

@@ -162,7 +162,14 @@ def test_prepare_keeps_trainable_and_fits_statistics(model):
     prepared = model.prepare(params, data)
     assert prepared.trainable is params.trainable
     np.testing.assert_allclose(prepared.frozen.mean, np.mean(np.asarray(data), 0), rtol=1e-5)
-    np.testing.assert_allclose(prepared.frozen.scale, np.std(np.asarray(data), 0), rtol=1e-4)
+    # whitening (the default): L L^T is the data's covariance; per dimension: scale is the std
+    covariance = np.cov(np.asarray(data, np.float64).T, bias=True)
+    if model.whiten:
+        cholesky = np.asarray(prepared.frozen.cholesky, np.float64)
+        np.testing.assert_allclose(cholesky @ cholesky.T, covariance, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(prepared.frozen.scale, np.diag(cholesky), rtol=1e-6)
+    else:
+        np.testing.assert_allclose(prepared.frozen.scale, np.sqrt(np.diag(covariance)), rtol=1e-4)
     assert prepared.frozen.mean.dtype == params.frozen.mean.dtype
 
 
