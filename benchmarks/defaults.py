@@ -6,8 +6,10 @@ production loops, why each ended), its own verdict (trusted or the warnings it i
 the benchmark metrics against the exact reference (max |z|, sd error, mode-weight error,
 R-hat, min bulk ESS, ESS per second of the whole run, compile included).
 
-Run: ``python -m benchmarks.defaults [--targets a,b] [--seeds 0,1,2] [--tag NAME]``; writes
-``benchmarks/results/defaults_<tag>.md`` and ``.json``.
+Run: ``python -m benchmarks.defaults [--targets a,b] [--seeds 0,1,2] [--recipe NAME]
+[--tag NAME]``; writes ``benchmarks/results/defaults_<tag>.md`` and ``.json``. ``--recipe``
+adds one of the settings of `benchmarks.recipes` (docs/hard_targets.md) to every run, to
+measure a recipe against the defaults.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import jax
 
 import flowmc_like as fm
 from benchmarks.metrics import compute_metrics
+from benchmarks.peers.flowmc_like_peer import build_component
+from benchmarks.recipes import RECIPES
 from benchmarks.targets import get_target
 
 CONTINUOUS = (
@@ -37,15 +41,22 @@ RESULTS = Path(__file__).resolve().parent / "results"
 BAR = {"max_abs_z": 5.0, "max_sd_rel_err": 0.25, "mode_weight_err": 0.05, "max_r_hat": 1.1}
 
 
-def run_one(name: str, seed: int) -> dict:
-    """One run of the defaults on target ``name``; its decisions, verdict and metrics."""
+def run_one(name: str, seed: int, recipe: str | None = None) -> dict:
+    """One run of the defaults (plus ``recipe``'s settings) on target ``name``."""
     target = get_target(name)
+    settings = {
+        key: build_component(value, target) for key, value in RECIPES.get(recipe, {}).items()
+    }
     x0 = target.initial_position(jax.random.key(seed + 1000), N_CHAINS)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         sampler = fm.Sampler(
-            target.log_prob, n_dim=target.n_dim, n_chains=N_CHAINS, progress_bar=False
+            target.log_prob,
+            n_dim=target.n_dim,
+            n_chains=N_CHAINS,
+            progress_bar=False,
+            **settings,
         )
         result = sampler.run(jax.random.key(seed), x0)
     wall = time.perf_counter() - start
@@ -58,6 +69,7 @@ def run_one(name: str, seed: int) -> dict:
     ]
     return {
         "target": name,
+        "recipe": recipe or "-",
         "seed": seed,
         "wall_s": wall,
         "compile_s": result.timings["compile"],
@@ -96,6 +108,7 @@ def report(rows: list[dict], command: str) -> str:
     """A markdown table of ``rows``."""
     columns = [
         "target",
+        "recipe",
         "seed",
         "passes",
         "trusted",
@@ -116,7 +129,8 @@ def report(rows: list[dict], command: str) -> str:
         "",
         f"Regenerate with: `{command}`",
         "",
-        f"`fm.Sampler(log_prob, n_dim=d, n_chains={N_CHAINS})`, nothing else. PASS bar: {BAR}. "
+        f"`fm.Sampler(log_prob, n_dim=d, n_chains={N_CHAINS})`, nothing else unless the recipe "
+        f"column names one of `benchmarks/recipes.py`. PASS bar: {BAR}. "
         "`trusted` is the run's own verdict (no warning issued).",
         "",
         "| " + " | ".join(columns) + " |",
@@ -136,12 +150,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default=",".join(CONTINUOUS))
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default=None)
     parser.add_argument("--tag", default="latest")
     args = parser.parse_args()
     rows = []
     for name in args.targets.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            row = run_one(name, seed)
+            row = run_one(name, seed, args.recipe)
             print(
                 f"{name} seed {seed}: passes={row['passes']} trusted={row['trusted']} "
                 f"loops={row['n_training_loops']}+{row['n_production_loops']} "
@@ -153,7 +168,8 @@ def main() -> None:
             rows.append(row)
     command = (
         f"python -m benchmarks.defaults --targets {args.targets} --seeds {args.seeds} "
-        f"--tag {args.tag}"
+        + (f"--recipe {args.recipe} " if args.recipe else "")
+        + f"--tag {args.tag}"
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"defaults_{args.tag}.md").write_text(report(rows, command))

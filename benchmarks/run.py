@@ -34,7 +34,10 @@ Outputs, for ``--tag T`` (default ``<suite>_<timestamp>``): ``benchmarks/results
 The shared schedule (n_chains, n_local_steps, n_global_steps, n_training_loops,
 n_production_loops, n_epochs, learning_rate) is the same for every sampler of the continuous
 targets: flowmc_like.Sampler's signature defaults when the package imports (else
-`benchmarks.peers.Schedule`'s), then the suite's schedule, then the command line; n_chains is
+`benchmarks.peers.Schedule`'s; for counts whose default is None, automatic in flowmc_like,
+`Schedule`'s fixed 20 training + 20 production loops for the peers, while flowmc_like keeps
+its automatic run length unless the suite or the command line fixes them), then the suite's
+schedule, then the command line; n_chains is
 32 (64 on the lattice cases) unless ``--n-chains`` says otherwise. Sampler-specific settings go
 through ``--set SAMPLER.KEY=VALUE`` (VALUE parsed as JSON, else kept as a string). See
 `benchmarks.suites` for the precedence and ``benchmarks/README.md`` for every setting.
@@ -99,7 +102,8 @@ def flowmc_like_defaults() -> dict[str, Any] | None:
     out = {}
     for name in SCHEDULE_FIELDS:
         par = sig.parameters.get(name)
-        if name != "n_chains" and par is not None and par.default is not inspect.Parameter.empty:
+        is_set = par is not None and par.default not in (inspect.Parameter.empty, None)
+        if name != "n_chains" and is_set:
             out[name] = par.default
     return out
 

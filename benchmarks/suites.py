@@ -45,59 +45,27 @@ __all__ = [
     "skip_reason",
 ]
 
+AUTOMATIC_COUNTS: tuple[str, ...] = ("n_training_loops", "n_production_loops")
+"""flowmc_like's loop counts whose default (None) lets the run decide."""
+
 CONTINUOUS_SAMPLERS: tuple[str, ...] = ("flowmc_like", "flowmc", "nuts")
 DISCRETE_SAMPLERS: tuple[str, ...] = ("flowmc_like", "metropolis", "wolff")
 ALL_SAMPLERS: tuple[str, ...] = ("flowmc_like", "flowmc", "nuts", "metropolis", "wolff")
 DISCRETE_TARGETS: tuple[str, ...] = tuple(LATTICE_CASES)
 ALL_TARGETS: tuple[str, ...] = TARGET_NAMES + DISCRETE_TARGETS
 
-HARD_GEOMETRY = {"local_in_latent_space": True}
-"""docs/hard_targets.md: a curved or varying-scale unimodal target -> the local kernel runs
-in the trained flow's latent space."""
-
-MULTIMODAL = {"n_local_steps": 25, "n_global_steps": 50}
-"""docs/hard_targets.md: separated modes -> more flow proposals per loop than local steps (the
-same 75 steps per loop). Local steps never leave a mode, so a long local stretch is one
-correlated block; swapping the default 50/25 split raised ESS/s 2-4x on these targets."""
-
-CURVED = {
-    "local_kernel": {"name": "HMC", "kwargs": {"n_leapfrog": 20}},
-    "global_model": {"name": "RealNVP", "kwargs": {"whiten": True}},
-    "n_training_loops": 60,
-    "n_window_loops": 20,
-    "n_local_steps": 25,
-    "n_global_steps": 50,
-}
-"""docs/hard_targets.md: a curved ridge with heavy tails -> HMC in x-space (its trajectories
-follow the ridge into tails the flow has not learned; run through the flow, the local kernel
-inherits the flow's blind spots, and about one run in four missed the tail), a whitened flow,
-60 training loops with a 20-loop training window (the rare tail excursions stay in the
-training data), and the 25 local / 50 global split (3x the ESS of the default split)."""
-
-CORRELATED = {
-    "local_in_latent_space": True,
-    "global_model": {"name": "RealNVP", "kwargs": {"whiten": True}},
-}
-"""docs/hard_targets.md: strongly correlated / ill-conditioned coordinates -> also whiten the
-flow's standardisation with the full covariance."""
-
 FLOWMC_LIKE_TARGET_SETTINGS: dict[str, dict[str, Any]] = {
-    # Every target gets the settings docs/hard_targets.md recommends for its kind.
+    # The continuous targets run flowmc_like with its defaults (the run chooses its
+    # preconditioning and its length); only the lattice cases still carry settings.
     # Values must be JSON-able; "local_kernel"/"global_model" take {"name": ..., "kwargs": ...}
     # specs built by benchmarks.peers.flowmc_like_peer.build_component.
-    "dual_moon_2d": MULTIMODAL,
-    "gmm2_10d": MULTIMODAL,
-    "mixture3_2d": MULTIMODAL,
-    "rosenbrock_2d": CURVED,
-    "funnel_10d": HARD_GEOMETRY,
-    "ill_gauss_20d": CORRELATED,
     **{name: flowmc_like_settings(case) for name, case in LATTICE_CASES.items()},
 }
 """Target name -> flowmc_like ``Sampler`` keyword overrides, recorded in every run's settings.
 
-The lattice entries are the `benchmarks.ising.RECIPE` schedule with
-``SiteFlip(K, delta_log_prob=<the target's O(1) delta>)`` and
-``Autoregressive(K, hidden_sizes=(N,), symmetric=True)``."""
+No entry for a continuous target: flowmc_like runs there with nothing set. The lattice
+entries are the `benchmarks.ising.RECIPE` schedule with ``SiteFlip(K, delta_log_prob=<the
+target's O(1) delta>)`` and ``Autoregressive(K, hidden_sizes=(N,), symmetric=True)``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +165,12 @@ def merged_overrides(
     out: dict[str, Any] = {}
     if sampler == "flowmc_like":
         out.update(copy.deepcopy(FLOWMC_LIKE_TARGET_SETTINGS.get(target, {})))
+        # the peers' fixed counts are not flowmc_like's: it decides its own run length,
+        # unless the suite's schedule or the command line fixes the counts
+        fixed = {**(suite.schedule if suite is not None else {}), **cli_schedule}
+        for name in AUTOMATIC_COUNTS:
+            if name not in fixed and name not in out:
+                out[name] = None
     elif sampler == "metropolis":
         out.update(METROPOLIS)
     elif sampler == "wolff":

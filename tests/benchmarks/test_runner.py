@@ -144,6 +144,24 @@ def test_suites_and_settings():
     assert merged_overrides("wolff", "ising_L4", None, {}, {})["n_updates"] > 0
 
 
+def test_continuous_targets_run_flowmc_like_with_its_defaults():
+    """No per-target recipe: flowmc_like decides its run length; the peers get fixed counts."""
+    from benchmarks.targets import TARGET_NAMES
+
+    full, quick = SUITES["full"], SUITES["quick"]
+    for target in TARGET_NAMES:
+        assert target not in FLOWMC_LIKE_TARGET_SETTINGS
+        overrides = merged_overrides("flowmc_like", target, full, {}, {})
+        assert overrides == {"n_training_loops": None, "n_production_loops": None}
+        assert merged_overrides("nuts", target, full, {}, {}) == {}
+        # a suite or command line that fixes the counts fixes them for every sampler
+        assert merged_overrides("flowmc_like", target, quick, {}, {}) == {}
+        fixed = merged_overrides("flowmc_like", target, full, {"n_training_loops": 4}, {})
+        assert fixed == {"n_training_loops": 4, "n_production_loops": None}
+    schedule, _ = run.resolve_schedule(run._parse_args(["--suite", "full"]), full)
+    assert schedule.n_training_loops == 20 and schedule.n_production_loops == 20
+
+
 @pytest.mark.parametrize("cost_sweep", [True, False])
 def test_run_overhead_passes_the_cost_sweep_switch(monkeypatch, cost_sweep):
     commands = []

@@ -16,7 +16,7 @@ import pytest
 
 import flowmc_like as fm
 from benchmarks.peers.flowmc_like_peer import build_component
-from benchmarks.suites import CURVED
+from benchmarks.recipes import CURVED
 from tests.helpers.mcse import mean_z_scores
 
 pytestmark = pytest.mark.statistical
@@ -30,7 +30,7 @@ def rosenbrock(x):
 
 
 def curved_ridge_recipe() -> dict:
-    """docs/hard_targets.md, "curved ridge, heavy tails": the benchmark suite's ``CURVED``
+    """docs/hard_targets.md, "curved ridge, heavy tails": ``benchmarks.recipes.CURVED``
     settings (HMC in x-space, a whitened RealNVP, a 20-loop training window, ...), built."""
     return {key: build_component(value, None) for key, value in CURVED.items()}
 
