@@ -45,6 +45,10 @@ class RunDiagnostics:
         max_rhat: the largest rank-normalised split R-hat over coordinates.
         global_acceptance: mean global acceptance in production (NaN without a model).
         nonfinite_share: share of production proposals rejected for a non-finite value.
+        pareto_k: the Pareto k-hat of the importance weights of the global proposals of
+            all production loops (`LoopRecord.pareto_k`; NaN without a model); above
+            ``schedule.MAX_PARETO_K`` the model misses target mass (a tail, a mode), which
+            the chains' R-hat cannot see.
         warnings: one message per failed check, each naming what to try; empty if none.
     """
 
@@ -56,6 +60,7 @@ class RunDiagnostics:
     max_rhat: float
     global_acceptance: float
     nonfinite_share: float
+    pareto_k: float
     warnings: tuple[str, ...]
 
     @property
@@ -95,7 +100,15 @@ def diagnose(
     n_proposals = len(production) * n_chains * (config.n_local_steps + config.n_global_steps)
     n_nonfinite = sum(record.local_nonfinite + record.global_nonfinite for record in production)
     nonfinite_share = n_nonfinite / n_proposals if n_proposals else 0.0
+    pareto_k = last.pareto_k if last is not None else float("nan")
     messages = _warnings(config, min_ess, max_rhat, global_acceptance, nonfinite_share)
+    if pareto_k > schedule.MAX_PARETO_K:
+        messages.append(
+            f"the Pareto k of the flow's importance weights is {pareto_k:.2f} (above "
+            f"{schedule.MAX_PARETO_K}): the flow misses part of the target (a tail or a "
+            "mode), so global moves rarely go there and the draws may underweight it. Train "
+            "longer (max_training_loops), or use fm.HMC() for curved, heavy-tailed targets"
+        )
     return RunDiagnostics(
         n_training_loops=len(training),
         n_production_loops=len(production),
@@ -105,6 +118,7 @@ def diagnose(
         max_rhat=float(max_rhat),
         global_acceptance=global_acceptance,
         nonfinite_share=float(nonfinite_share),
+        pareto_k=pareto_k,
         warnings=tuple(messages),
     )
 

@@ -20,6 +20,7 @@ from flowmc_like import schedule
 from flowmc_like.compiler import PreparedRun
 from flowmc_like.config import SamplerConfig
 from flowmc_like.diagnostics import diagnose
+from flowmc_like.exporters.arviz import pareto_k
 from flowmc_like.programs import LoopState
 from flowmc_like.records import LoopOutput, LoopRecord, RunProgress, loop_output
 from flowmc_like.result import SamplerResult, assemble_result
@@ -164,6 +165,14 @@ def _decide(
 ) -> LoopOutput:
     """``output`` with the schedule's decision (and any convergence check) in its record."""
     record = output.record
+    if has_global:
+        outputs = [*progress.outputs, output]
+        same_phase = [done for done in outputs if done.record.is_training == record.is_training]
+        # training: the last few loops (the model changes); production: all (it is fixed)
+        n_pooled = schedule.PLATEAU_LOOPS if record.is_training else len(same_phase)
+        recent = [done.log_weight for done in same_phase[-n_pooled:]]
+        record = dataclasses.replace(record, pareto_k=pareto_k(np.stack(recent)))
+        output = output._replace(record=record)
     outputs = [*progress.outputs, output]
     if record.is_training:
         records = [done.record for done in outputs]

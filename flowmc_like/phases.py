@@ -56,10 +56,15 @@ class PhaseSummary(NamedTuple):
         acceptance_prob: ``(n_chains,)`` mean acceptance probability over the phase's steps.
         n_nonfinite: ``(n_chains,)`` int32, proposals rejected because the target's log
             density (or the log ratio) was NaN or infinite there.
+        log_weight: global phase only, ``(n_chains, n_steps)`` the log importance weight
+            ``log p(x') - log q(x')`` of every proposal (-inf where it is not finite): how
+            well the model covers the target (`flowmc_like.schedule.pareto_k`). None for a
+            local phase.
     """
 
     acceptance_prob: Array
     n_nonfinite: Array
+    log_weight: Array | None = None
 
 
 def summarize_and_thin(trace: Trace, thinning: int) -> tuple[Trace, PhaseSummary]:
@@ -310,7 +315,9 @@ def run_global_phase(
             infos.is_nonfinite,
         )
         trace, summary = summarize_and_thin(trace, thinning)
-        return (state, log_q), (trace, summary)
+        log_weight = (log_p_proposed - log_q_proposed).reshape(n_chains, block_steps)
+        log_weight = jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf)
+        return (state, log_q), (trace, summary._replace(log_weight=log_weight))
 
     if n_blocks == 1:
         (final, _), (trace, summary) = run_block((current, log_q_current), (0, key))
@@ -326,6 +333,8 @@ def run_global_phase(
     summary = PhaseSummary(
         jnp.sum(summaries.acceptance_prob, axis=0) * block_steps / n_steps,
         jnp.sum(summaries.n_nonfinite, axis=0),
+        # (n_blocks, n_chains, block_steps) -> (n_chains, n_steps): the real proposals only
+        jnp.swapaxes(summaries.log_weight, 0, 1).reshape(n_chains, -1)[:, :n_steps],
     )
     return final, trace, summary
 

@@ -38,6 +38,11 @@ class LoopRecord:
         decision: what the run decided after this loop, and why (`flowmc_like.schedule`).
         ends_phase: this loop was the last training loop, or the last loop of the run.
         in_latent_space: the loop's local kernel ran in the flow's latent space.
+        pareto_k: ArviZ's Pareto k-hat of the importance weights ``p(x') / q(x')`` of the
+            global proposals of this loop and the ones before it in its phase (in training
+            up to ``schedule.PLATEAU_LOOPS`` loops, in production all; NaN without global
+            moves): above 0.7 the model
+            misses mass of the target somewhere (too light a tail, a mode it under-covers).
     """
 
     is_training: bool
@@ -53,6 +58,7 @@ class LoopRecord:
     decision: str = ""
     ends_phase: bool = False
     in_latent_space: bool = False
+    pareto_k: float = float("nan")
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
@@ -98,6 +104,9 @@ class History:
         ends_phase: ``(n_loops,)`` bool, true for the last training loop and the last loop.
         in_latent_space: ``(n_loops,)`` bool, true where the local kernel ran in the flow's
             latent space (set, or chosen by the run once the flow had trained).
+        pareto_k: ``(n_loops,)`` Pareto k-hat of the importance weights of the global
+            proposals of each loop and the few before it in its phase (NaN without global
+            moves); above 0.7 the model misses target mass.
     """
 
     is_training: np.ndarray
@@ -113,6 +122,7 @@ class History:
     decision: np.ndarray
     ends_phase: np.ndarray
     in_latent_space: np.ndarray
+    pareto_k: np.ndarray
 
     @classmethod
     def from_records(cls, records: Sequence[LoopRecord]) -> History:
@@ -153,6 +163,8 @@ class LoopOutput(NamedTuple):
         local_acceptance: ``(n_chains,)`` mean local acceptance (NaN without local steps).
         global_acceptance: ``(n_chains,)`` mean global acceptance (NaN without global moves).
         record: the loop's `LoopRecord`.
+        log_weight: ``(n_chains, n_global_steps)`` log importance weights of the global
+            proposals (``(n_chains, 0)`` without global moves).
     """
 
     trace: Trace
@@ -160,6 +172,7 @@ class LoopOutput(NamedTuple):
     local_acceptance: np.ndarray
     global_acceptance: np.ndarray
     record: LoopRecord
+    log_weight: np.ndarray
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Named arrays (one loop file of a checkpoint)."""
@@ -168,6 +181,7 @@ class LoopOutput(NamedTuple):
             is_global=self.is_global,
             chain_local_acceptance=np.asarray(self.local_acceptance),
             chain_global_acceptance=np.asarray(self.global_acceptance),
+            log_weight=np.asarray(self.log_weight),
         )
         arrays.update({f"record_{name}": v for name, v in self.record.to_arrays().items()})
         return arrays
@@ -183,6 +197,7 @@ class LoopOutput(NamedTuple):
             arrays["chain_local_acceptance"],
             arrays["chain_global_acceptance"],
             LoopRecord.from_arrays(record),
+            arrays["log_weight"],
         )
 
 
@@ -233,7 +248,10 @@ def loop_output(
     )
     is_global = np.zeros(trace.position.shape[1], bool)
     is_global[n_kept_local:] = True
-    return LoopOutput(trace, is_global, local_acceptance, global_acceptance, record)
+    log_weight = (
+        np.zeros((n_chains, 0)) if global_summary is None else np.asarray(global_summary.log_weight)
+    )
+    return LoopOutput(trace, is_global, local_acceptance, global_acceptance, record, log_weight)
 
 
 class RunProgress:

@@ -80,30 +80,32 @@ def _as_tuple(v: Any) -> Any:
     return tuple(_as_tuple(x) for x in v) if isinstance(v, list | tuple) else v
 
 
-def expected_evals(sampler: Any, n_chains: int) -> dict[str, int]:
+def expected_evals(sampler: Any, n_chains: int, history: Any) -> dict[str, int]:
     """Target evaluations of a run (value or value_and_grad, per chain, times chains) by phase.
 
-    From the algorithm, as `flowmc_like.Sampler` compiles it: one evaluation per chain at the
-    start; per loop, ``n_local_steps`` local steps (HMC: ``n_leapfrog`` each), one more at
-    each end of a latent-space local phase (the kernel state in ``z``, then in ``x``), and
-    ``n_global_steps`` proposals plus one kernel-state rebuild after the global phase;
-    reverse-KL training adds its model draws.
+    From the algorithm, as `flowmc_like.Sampler` compiles it, and the run's ``history`` (how
+    many loops of each phase ran, and which ran their local phase in the flow's latent
+    space): one evaluation per chain at the start; per loop, ``n_local_steps`` local steps
+    (HMC: ``n_leapfrog`` each), one more at each end of a latent-space local phase (the
+    kernel state in ``z``, then in ``x``), and ``n_global_steps`` proposals plus one
+    kernel-state rebuild after the global phase; reverse-KL training adds its model draws.
     """
     config = sampler.config
     per_local_step = int(getattr(sampler.local_kernel, "n_leapfrog", 1))
     per_loop = config.n_local_steps * per_local_step
-    if config.local_in_latent_space:
-        per_loop += 2
     if sampler.global_model is not None:
         per_loop += config.n_global_steps + 1
     training_extra = 0
     if config.reverse_kl_weight > 0:
         n_batches = config.n_max_examples // config.effective_batch_size
         training_extra = config.n_epochs * n_batches * max(config.effective_batch_size, 2)
+    is_training = np.asarray(history.is_training, bool)
+    in_latent = np.asarray(history.in_latent_space, bool)
+    n_training, n_production = int(is_training.sum()), int((~is_training).sum())
     return {
-        "training": n_chains * (1 + config.n_training_loops * per_loop)
-        + config.n_training_loops * training_extra,
-        "production": n_chains * config.n_production_loops * per_loop,
+        "training": n_chains * (1 + n_training * per_loop + 2 * int(in_latent[is_training].sum()))
+        + n_training * training_extra,
+        "production": n_chains * (n_production * per_loop + 2 * int(in_latent[~is_training].sum())),
     }
 
 
@@ -179,7 +181,7 @@ def run(
         "compile_seconds_observed": tr.compile_seconds(t_start, t_end),
         "n_backend_compiles": tr.backend_compiles,
         "global_acceptance_per_chain": None if g_acc is None else np.asarray(g_acc).tolist(),
-        "expected_evals": expected_evals(sampler, n_chains),
+        "expected_evals": expected_evals(sampler, n_chains, result.history),
     }
     return PeerRun(
         samples=samples,

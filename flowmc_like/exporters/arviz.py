@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ess_bulk", "ess_bulk_and_rhat", "summarize", "to_inference_data"]
+__all__ = ["ess_bulk", "ess_bulk_and_rhat", "pareto_k", "summarize", "to_inference_data"]
 
 
 def _import_arviz() -> Any:
@@ -91,3 +91,34 @@ def ess_bulk_and_rhat(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             ess[i] = float(arviz.ess(draws[..., i], method="bulk"))
             rhat[i] = float(arviz.rhat(draws[..., i]))
     return ess, rhat
+
+
+MAX_PARETO_WEIGHTS = 4096
+"""Most log weights `pareto_k` fits (evenly spaced over the given ones)."""
+
+
+def pareto_k(log_weights: np.ndarray) -> float:
+    """ArviZ's Pareto k-hat of importance weights given by their logs (PSIS).
+
+    k-hat estimates the shape of the weights' right tail: below 0.5 the weights have a
+    finite variance, above 0.7 the proposal is too light-tailed for the target in some
+    direction (Vehtari et al., Pareto smoothed importance sampling, 2024).
+
+    Args:
+        log_weights: any shape; non-finite entries are left out, and at most
+            ``MAX_PARETO_WEIGHTS`` evenly spaced ones are used.
+
+    Returns:
+        k-hat, or NaN when fewer than 20 finite weights are given or ArviZ has no PSIS.
+    """
+    arviz = _import_arviz()
+    values = np.asarray(log_weights, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size < 20 or not hasattr(arviz, "psislw"):
+        return float("nan")
+    if values.size > MAX_PARETO_WEIGHTS:
+        values = values[np.linspace(0, values.size - 1, MAX_PARETO_WEIGHTS).astype(int)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, k_hat = arviz.psislw(values - values.max())
+    return float(np.asarray(k_hat))

@@ -34,9 +34,9 @@ def _counted_run(n_chains: int, **kwargs) -> tuple[int, dict[str, int]]:
         progress_bar=False,
         **kwargs,
     )
-    sampler.run(jax.random.key(0), jax.random.normal(jax.random.key(1), (n_chains, n_dim)))
+    result = sampler.run(jax.random.key(0), jax.random.normal(jax.random.key(1), (n_chains, n_dim)))
     jax.effects_barrier()
-    return counter["n"], expected_evals(sampler, n_chains)
+    return counter["n"], expected_evals(sampler, n_chains, result.history)
 
 
 @pytest.mark.parametrize(

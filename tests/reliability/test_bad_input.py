@@ -208,14 +208,13 @@ COUNT_ARGUMENTS = {
     "n_epochs": 1,
     "batch_size": 1,
     "n_max_examples": 1,
-    "n_window_loops": 1,
     "global_chunk_size": 1,
     "n_local_steps": 0,
     "n_global_steps": 0,
 }
 """Sampler count arguments and their minimum; None is never allowed for them."""
 
-OPTIONAL_COUNT_ARGUMENTS = ("n_training_loops", "n_production_loops")
+OPTIONAL_COUNT_ARGUMENTS = ("n_training_loops", "n_production_loops", "n_window_loops")
 """Counts for which None means "the run decides"."""
 
 FLOAT_ARGUMENTS = {
