@@ -158,6 +158,16 @@ class SamplerConfig:
             return self.n_window_loops
         return min(max(n_dim // 8, 3), 20)
 
+    def n_statistics_examples(self, n_chains: int, n_dim: int) -> int:
+        """Draws the model's statistics (mean, whitening covariance) are fitted to per loop.
+
+        ``2 * n_dim**2`` (a covariance estimated from ``N`` draws costs a Gaussian proposal
+        about ``n_dim**2 / (4 N)`` nats of KL), at least ``n_max_examples``, at most the
+        training window; ``n_max_examples`` when that is all there is.
+        """
+        window = n_chains * self.window_loops(n_dim) * self.n_draws_per_loop
+        return min(window, max(self.n_max_examples, 2 * n_dim * n_dim))
+
     @property
     def effective_batch_size(self) -> int:
         """``batch_size`` clamped to ``n_max_examples``."""

@@ -328,6 +328,11 @@ def build_programs(
             )
         else:
             examples = select_training_data(key_select, buffer, config.n_max_examples)
+        n_statistics = config.n_statistics_examples(n_chains, n_dim)
+        statistics_examples = None
+        if n_statistics > config.n_max_examples:
+            key_statistics = jax.random.fold_in(key_select, 1)
+            statistics_examples = select_training_data(key_statistics, buffer, n_statistics)
         reverse_kl = None
         if config.reverse_kl_weight > 0:
             reverse_kl = ReverseKL(
@@ -346,6 +351,7 @@ def build_programs(
             reverse_kl,
             validation,
             batch_sharding,
+            statistics_examples,
         )
         return buffer, new_state, losses, is_finite
 

@@ -130,6 +130,7 @@ def train_model(
     reverse_kl: ReverseKL | None = None,
     validation: Array | None = None,
     batch_sharding: jax.sharding.Sharding | None = None,
+    statistics_examples: Array | None = None,
 ) -> tuple[TrainState, Array, Array]:
     """Run ``n_epochs`` of minibatch maximum likelihood on ``examples``.
 
@@ -141,7 +142,9 @@ def train_model(
     chains have visited (its training loss falls below the target's entropy) and the local
     and global moves then explore less, not more.
 
-    The model's frozen statistics are first refreshed with `AbstractGlobalModel.prepare`.
+    The model's frozen statistics are first refreshed with `AbstractGlobalModel.prepare`, on
+    ``statistics_examples`` when given (more draws than the network trains on: a whitening
+    covariance in ``d`` dimensions needs of order ``d^2`` of them), else on ``examples``.
     Each epoch shuffles the examples and scans over ``n_examples // batch_size`` batches
     (the ragged remainder is dropped). With ``reverse_kl`` every step minimises
     ``NLL(batch) + weight * KL(q || p)``, the second term estimated by
@@ -158,6 +161,7 @@ def train_model(
         batch_size: examples per optimiser step (static, ``<= n_examples``).
         reverse_kl: optional reverse-KL term (static).
         validation: optional ``(n_validation, n_dim)`` held-out examples for early stopping.
+        statistics_examples: optional ``(n_statistics, n_dim)`` draws for ``prepare``.
         batch_sharding: optional sharding of the ``(n_batches, batch_size, n_dim)`` minibatches
             of an epoch (data-parallel training on several devices: each device computes
             the loss and gradient of its slice of every batch, and the compiler reduces the
@@ -171,7 +175,8 @@ def train_model(
     """
     n_examples, n_dim = examples.shape
     n_batches = n_examples // batch_size
-    params = model.prepare(train_state.params, examples)
+    statistics_data = examples if statistics_examples is None else statistics_examples
+    params = model.prepare(train_state.params, statistics_data)
     frozen = params.frozen
     # Every step below works on one parameter vector (see `TrainState`).
     flat_trainable, unravel = ravel_pytree(params.trainable)
