@@ -159,9 +159,11 @@ class Sampler:
     draws) while the local kernel adapts, then production loops of (local phase, global
     phase) with the kernel params and the model frozen; the production draws are the result.
     By default the run decides how many of each (`flowmc_like.schedule`): training ends when
-    the global acceptance levels off, production when every coordinate reaches ``target_ess``
-    and ``target_rhat``; ``result.history.decision`` says why, and ``result.diagnostics``
-    (also issued as warnings) says whether the draws can be trusted. The global move is
+    the global acceptance levels off and the flow covers the target, production when every
+    coordinate reaches ``target_ess`` and ``target_rhat``; it also decides where the local
+    kernel runs (in the flow's latent space once the flow has trained).
+    ``result.history.decision`` says why, and ``result.diagnostics`` (also issued as
+    warnings) says whether the draws can be trusted. The global move is
     independence Metropolis-Hastings with the model as proposal: accept x' ~ q with
     probability min(1, p(x') q(x) / (p(x) q(x'))).
 
@@ -185,7 +187,9 @@ class Sampler:
             Kernel and model must work on the same space, and for discrete states agree on
             ``n_categories``; otherwise construction raises a ValueError.
         n_training_loops: loops while training the model and adapting the kernel; None (the
-            default): until the global acceptance levels off, 10 to ``max_training_loops``.
+            default): until the global acceptance levels off and the flow covers the target
+            (Pareto k-hat of its importance weights at most 0.6), 20 to
+            ``max_training_loops``.
         n_production_loops: loops whose draws are returned; None (the default): until every
             coordinate's bulk ESS reaches ``target_ess`` and its R-hat ``target_rhat``, 5 to
             ``max_production_loops``.
@@ -215,14 +219,11 @@ class Sampler:
             chains' visited regions at the expense of the target (early stopping). 0
             disables it. Default 0.2.
         local_in_latent_space: run the local kernel on ``z = T^{-1}(x)``, the target seen
-            through the current flow ``T`` (the trained flow as a preconditioner). It helps
-            when the target's local scale varies or it is ill-conditioned (funnels,
-            strongly correlated Gaussians); each local step then also costs a pass through
-            the flow. The kernel then only reaches what the flow has learned: for a ridge
-            with heavy tails (Rosenbrock) keep it off and use HMC (see the docs' "Hard
-            targets"). True needs a continuous flow model. None (the default): the run
-            decides, in the flow's space from the first training loop after the flow has
-            trained, when the model is a flow (``result.history.in_latent_space``).
+            through the current flow ``T`` (the trained flow as a preconditioner: funnels,
+            ill-conditioned targets); each local step then also costs a pass through the
+            flow. True needs a continuous flow model. None (the default): the run decides,
+            in the flow's space from the first training loop after the flow has trained
+            (``result.history.in_latent_space``); see the docs' "Hard targets".
         thinning: keep every ``thinning``-th draw of each local and global phase (steps
             ``thinning - 1, 2 * thinning - 1, ...``; at most ``n_local_steps`` and
             ``n_global_steps``). It divides the memory the draws take on the device and in
