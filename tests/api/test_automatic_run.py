@@ -56,7 +56,25 @@ def test_the_run_chooses_both_lengths_and_says_why(recorded_run):
     assert records[n_training - 1].decision.startswith("training ends")
     assert records[-1].ends_phase and records[-1].decision.startswith("run ends")
     assert records[-1].min_ess >= 400 and records[-1].max_rhat <= 1.01
+    assert records[-1].pareto_k <= schedule.MAX_PARETO_K
     assert sum(record.ends_phase for record in records) == 2
+
+
+def test_the_run_chooses_the_latent_space_once_and_keeps_it_in_production(recorded_run):
+    progress, _ = recorded_run
+    records = [output.record for output in progress.outputs]
+    in_latent = [record.in_latent_space for record in records]
+    # x-space until the flow has trained once, the flow's space from then on, never back
+    assert not in_latent[0] and all(in_latent[1:])
+    production = [record for record in records if not record.is_training]
+    assert all(record.in_latent_space == production[0].in_latent_space for record in production)
+
+
+def test_an_explicit_choice_of_space_wins():
+    result = automatic_sampler(
+        local_in_latent_space=False, n_training_loops=2, n_production_loops=1
+    ).run(jax.random.key(0), start())
+    assert not result.history.in_latent_space.any()
 
 
 def test_production_is_a_fixed_markov_chain(recorded_run):

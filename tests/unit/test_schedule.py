@@ -53,6 +53,19 @@ def test_training_ends_when_the_acceptance_levels_off():
     assert decision.ends_phase and "levelled off" in decision.reason
 
 
+def test_training_goes_on_while_the_flow_misses_target_mass():
+    """A settled acceptance is not enough: the flow's k-hat must say it covers the target."""
+    flat = training([0.75] * schedule.MIN_TRAINING_LOOPS)
+    light_tailed = [*flat[:-1], dataclasses.replace(flat[-1], pareto_k=0.8)]
+    decision = schedule.training_decision(AUTO, light_tailed, True)
+    assert not decision.ends_phase and "misses target mass" in decision.reason
+    covered = [*flat[:-1], dataclasses.replace(flat[-1], pareto_k=0.4)]
+    assert schedule.training_decision(AUTO, covered, True).ends_phase
+    # at the cap training ends whatever k-hat says; the verdict then warns
+    config = SamplerConfig(max_training_loops=schedule.MIN_TRAINING_LOOPS)
+    assert schedule.training_decision(config, light_tailed, True).ends_phase
+
+
 def test_training_goes_on_while_the_acceptance_rises():
     rising = training(np.linspace(0.05, 0.6, schedule.MIN_TRAINING_LOOPS))
     decision = schedule.training_decision(AUTO, rising, True)
@@ -150,3 +163,21 @@ def test_the_verdict_names_each_failed_check():
 def test_too_few_draws_give_no_estimate(n_draws):
     checked = schedule.convergence(np.zeros((4, n_draws, 2)))
     assert math.isnan(checked.min_ess) and math.isnan(checked.max_rhat)
+
+
+def test_pareto_k_tells_a_light_tailed_proposal_from_a_heavy_one():
+    """k-hat of p/q: a proposal wider than the target gives bounded weights (k < 0.5), a
+    narrower one weights with a heavy tail (k > 0.7), the case the training rule waits out.
+
+    For a N(0, 1) target and a N(0, s^2) proposal with s < 1 the weights' tail index gives
+    k = 1 - s^2: 0.91 for s = 0.3.
+    """
+    from flowmc_like.exporters.arviz import pareto_k
+
+    def log_weights(proposal_sd):
+        x = np.random.default_rng(0).normal(0.0, proposal_sd, size=4000)
+        return -0.5 * x**2 - (-0.5 * (x / proposal_sd) ** 2 - np.log(proposal_sd))
+
+    assert pareto_k(log_weights(1.5)) < 0.5
+    assert pareto_k(log_weights(0.3)) > 0.7
+    assert np.isnan(pareto_k(np.full(10, -np.inf)))
