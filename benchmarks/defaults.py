@@ -96,12 +96,20 @@ def run_one(name: str, seed: int, recipe: str | None = None) -> dict:
     }
 
 
-def _fmt(value: object) -> str:
+def format_cell(value: object) -> str:
+    """A table cell: ``-`` for None, three significant digits for floats."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> list[str]:
+    """The lines of a markdown table of ``rows`` (missing keys as ``-``)."""
+    header = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---" for _ in columns) + " |"]
+    cells = [[format_cell(row.get(column)) for column in columns] for row in rows]
+    return header + ["| " + " | ".join(row) + " |" for row in cells]
 
 
 def report(rows: list[dict], command: str) -> str:
@@ -133,10 +141,8 @@ def report(rows: list[dict], command: str) -> str:
         f"column names one of `benchmarks/recipes.py`. PASS bar: {BAR}. "
         "`trusted` is the run's own verdict (no warning issued).",
         "",
-        "| " + " | ".join(columns) + " |",
-        "| " + " | ".join("---" for _ in columns) + " |",
+        *markdown_table(rows, columns),
     ]
-    lines += ["| " + " | ".join(_fmt(row[c]) for c in columns) + " |" for row in rows]
     lines += ["", "Why each phase ended, and the warnings:", ""]
     for row in rows:
         lines.append(
@@ -160,9 +166,9 @@ def main() -> None:
             print(
                 f"{name} seed {seed}: passes={row['passes']} trusted={row['trusted']} "
                 f"loops={row['n_training_loops']}+{row['n_production_loops']} "
-                f"wall={row['wall_s']:.1f}s z={_fmt(row['max_abs_z'])} "
-                f"sd={_fmt(row['max_sd_rel_err'])} rhat={_fmt(row['max_r_hat'])} "
-                f"ess/s={_fmt(row['ess_per_s'])}",
+                f"wall={row['wall_s']:.1f}s z={format_cell(row['max_abs_z'])} "
+                f"sd={format_cell(row['max_sd_rel_err'])} rhat={format_cell(row['max_r_hat'])} "
+                f"ess/s={format_cell(row['ess_per_s'])}",
                 flush=True,
             )
             rows.append(row)

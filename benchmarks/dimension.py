@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import flowmc_like as fm
+from benchmarks.defaults import markdown_table
 from benchmarks.metrics import compute_metrics
 from benchmarks.peers import Schedule, load_peer
 from benchmarks.targets import Target
@@ -108,14 +109,6 @@ def run_nuts(target: Target, x0: jax.Array, seed: int) -> dict:
     return {**_summary("nuts", target, run.samples, wall), "global_acceptance": None}
 
 
-def _fmt(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
 def report(rows: list[dict], command: str) -> str:
     """The markdown table of ``rows`` with the flowmc_like / NUTS ESS/s ratio per d."""
     columns = [
@@ -141,10 +134,8 @@ def report(rows: list[dict], command: str) -> str:
         f"nothing else set; NUTS {NUTS_STEPS} warm-up + {NUTS_STEPS} draws per chain. Wall = "
         "construction + run, compilation included.",
         "",
-        "| " + " | ".join(columns) + " |",
-        "| " + " | ".join("---" for _ in columns) + " |",
+        *markdown_table(rows, columns),
     ]
-    lines += ["| " + " | ".join(_fmt(row.get(c)) for c in columns) + " |" for row in rows]
     by_d: dict[int, dict[str, dict]] = {}
     for row in rows:
         by_d.setdefault(row["d"], {})[row["sampler"]] = row
