@@ -159,6 +159,17 @@ def test_the_verdict_names_each_failed_check():
     assert verdict.n_training_loops == 1 and verdict.n_production_loops == 4
 
 
+def test_the_verdict_warns_of_a_light_flow_unless_training_checked_its_coverage():
+    draws = np.random.default_rng(2).normal(size=(8, 400, 2))
+    production = [record(0.5, is_training=False, pareto_k=0.9)] * 4
+    unchecked = [record(0.5, ends_phase=True, pareto_k=0.8), *production]
+    text = " | ".join(diagnose(AUTO, unchecked, draws, has_global=True).warnings)
+    assert "Pareto k" in text and "0.90" in text
+    checked = [record(0.5, ends_phase=True, pareto_k=0.5), *production]
+    assert diagnose(AUTO, checked, draws, has_global=True).is_trusted
+    assert diagnose(AUTO, checked, draws, has_global=True).pareto_k == 0.9
+
+
 @pytest.mark.parametrize("n_draws", [2, 3])
 def test_too_few_draws_give_no_estimate(n_draws):
     checked = schedule.convergence(np.zeros((4, n_draws, 2)))
