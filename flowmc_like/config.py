@@ -32,7 +32,8 @@ class SamplerConfig:
         learning_rate: Adam learning rate.
         n_max_examples: training examples resampled from the window each loop.
         n_window_loops: the training window holds the draws of this many most recent loops.
-            None (the default): ``window_loops(n_dim)`` = ``n_dim // 8`` clipped to [3, 20]
+            None (the default): for a continuous flow ``n_dim // 8`` clipped to [3, 20], for
+            a discrete model 3
             (a flow in more dimensions needs more draws to fit the covariance it whitens
             with: on a 64-D Gaussian 8 loops instead of 3 raised the global acceptance from
             0.15 to 0.38).
@@ -152,11 +153,15 @@ class SamplerConfig:
         """The most loops the run can have: keys are drawn for this many."""
         return self.training_cap + self.production_cap
 
-    def window_loops(self, n_dim: int) -> int:
-        """Loops in the training window: ``n_window_loops``, or chosen from ``n_dim``."""
+    def window_loops(self, n_dim: int, is_flow: bool = True) -> int:
+        """Loops in the training window: ``n_window_loops``, or chosen from ``n_dim``.
+
+        The automatic window grows with ``n_dim`` for a continuous flow (which fits a
+        covariance to the draws); a discrete model keeps 3 loops.
+        """
         if self.n_window_loops is not None:
             return self.n_window_loops
-        return min(max(n_dim // 8, 3), 20)
+        return min(max(n_dim // 8, 3), 20) if is_flow else 3
 
     def n_statistics_examples(self, n_chains: int, n_dim: int) -> int:
         """Draws the model's statistics (mean, whitening covariance) are fitted to per loop.

@@ -212,7 +212,8 @@ def build_programs(
         if has_global:
             assert model is not None
             train_state = init_train_state(model.init(key_model, n_dim), optimizer)
-            window = config.window_loops(n_dim) * config.n_draws_per_loop
+            window = config.window_loops(n_dim, isinstance(model, AbstractFlow))
+            window *= config.n_draws_per_loop
             buffer = init_buffer(n_chains, window, n_dim, positions.dtype)
         return (
             jax.random.key_data(loop_keys),
@@ -330,7 +331,7 @@ def build_programs(
             examples = select_training_data(key_select, buffer, config.n_max_examples)
         n_statistics = config.n_statistics_examples(n_chains, n_dim)
         statistics_examples = None
-        if n_statistics > config.n_max_examples:
+        if isinstance(model, AbstractFlow) and n_statistics > config.n_max_examples:
             key_statistics = jax.random.fold_in(key_select, 1)
             statistics_examples = select_training_data(key_statistics, buffer, n_statistics)
         reverse_kl = None

@@ -205,7 +205,7 @@ class Sampler:
         learning_rate: Adam learning rate.
         n_max_examples: examples resampled from the recent draws for each training loop.
         n_window_loops: how many recent loops' draws form the training window; None (the
-            default): ``n_dim // 8`` clipped to [3, 20].
+            default): ``n_dim // 8`` clipped to [3, 20] for a flow, 3 for a discrete model.
         global_chunk_size: proposals evaluated per vmapped batch (bounds memory).
         reverse_kl_weight: ``lambda >= 0``; when positive, each training step minimises
             ``NLL(chain draws) + lambda * KL(q || p)``, the reverse (variational) KL estimated
