@@ -56,10 +56,10 @@ class PhaseSummary(NamedTuple):
         acceptance_prob: ``(n_chains,)`` mean acceptance probability over the phase's steps.
         n_nonfinite: ``(n_chains,)`` int32, proposals rejected because the target's log
             density (or the log ratio) was NaN or infinite there.
-        log_weight: global phase only, ``(n_chains, n_steps)`` the log importance weight
-            ``log p(x') - log q(x')`` of every proposal (-inf where it is not finite): how
-            well the model covers the target (`flowmc_like.schedule.pareto_k`). None for a
-            local phase.
+        log_weight: global phase only, ``(n_chains, n_steps // thinning)`` the log
+            importance weight ``log p(x') - log q(x')`` of every kept step's proposal (-inf
+            where it is not finite): how well the model covers the target
+            (`LoopRecord.pareto_k`). None for a local phase.
     """
 
     acceptance_prob: Array
@@ -316,7 +316,9 @@ def run_global_phase(
         )
         trace, summary = summarize_and_thin(trace, thinning)
         log_weight = (log_p_proposed - log_q_proposed).reshape(n_chains, block_steps)
-        log_weight = jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf)
+        log_weight = jnp.where(jnp.isfinite(log_weight) & is_real, log_weight, -jnp.inf)
+        # thinned like the trace, so the phase's output does not grow with n_steps either
+        log_weight = log_weight[:, thinning - 1 :: thinning]
         return (state, log_q), (trace, summary._replace(log_weight=log_weight))
 
     if n_blocks == 1:
@@ -333,8 +335,8 @@ def run_global_phase(
     summary = PhaseSummary(
         jnp.sum(summaries.acceptance_prob, axis=0) * block_steps / n_steps,
         jnp.sum(summaries.n_nonfinite, axis=0),
-        # (n_blocks, n_chains, block_steps) -> (n_chains, n_steps): the real proposals only
-        jnp.swapaxes(summaries.log_weight, 0, 1).reshape(n_chains, -1)[:, :n_steps],
+        # (n_blocks, n_chains, kept per block) -> (n_chains, n_kept)
+        jnp.swapaxes(summaries.log_weight, 0, 1).reshape(n_chains, -1)[:, : n_steps // thinning],
     )
     return final, trace, summary
 

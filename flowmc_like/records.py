@@ -163,8 +163,8 @@ class LoopOutput(NamedTuple):
         local_acceptance: ``(n_chains,)`` mean local acceptance (NaN without local steps).
         global_acceptance: ``(n_chains,)`` mean global acceptance (NaN without global moves).
         record: the loop's `LoopRecord`.
-        log_weight: ``(n_chains, n_global_steps)`` log importance weights of the global
-            proposals (``(n_chains, 0)`` without global moves).
+        log_weight: ``(n_chains, n_global_steps // thinning)`` log importance weights of
+            the global proposals (``(n_chains, 0)`` without global moves).
     """
 
     trace: Trace
