@@ -275,15 +275,15 @@ def build_programs(
         the step size adapted in ``x``-space does not fit the flow's space.
         """
         log_prob_fn = functools.partial(flat_log_prob, data=data)
+        if mode == "auto":
+            restarted = adaptation.init(initial_kernel_params, states.position)
+            adapt_state = select_tree(restart, restarted, adapt_state)
         args = (wrap(key_data), states, adapt_state, frozen_params, is_adapting, log_prob_fn)
         if mode == "latent":
             states, adapt_state, trace = local_in_latent(*args, model_params)
         elif mode == "x":
             states, adapt_state, trace = local_in_x(*args)
         else:
-            restarted = adaptation.init(initial_kernel_params, states.position)
-            adapt_state = select_tree(restart, restarted, adapt_state)
-            args = (wrap(key_data), states, adapt_state, frozen_params, is_adapting, log_prob_fn)
             states, adapt_state, trace = jax.lax.cond(
                 in_latent,
                 lambda: local_in_latent(*args, model_params),
