@@ -31,7 +31,12 @@ from flowmc_like.programs import (
     has_global_moves,
     latent_mode,
 )
-from flowmc_like.target import BoundTarget, check_target, restart_nonfinite_chains
+from flowmc_like.target import (
+    BoundTarget,
+    check_target,
+    restart_nonfinite_chains,
+    restart_nonfinite_replicas,
+)
 
 __all__ = ["PreparedRun", "prepare_run"]
 
@@ -76,6 +81,7 @@ def prepare_run(
     positions: Array,
     data: PyTree,
     devices: Any,
+    log_prior: Callable[[Array, PyTree], Array] | None = None,
 ) -> PreparedRun:
     """Check the target, compile every program and build the initial state (``setup``).
 
@@ -89,6 +95,8 @@ def prepare_run(
         positions: ``(n_chains, n_dim)`` the checked start (`flowmc_like.target.check_start`).
         data: the ``data`` pytree passed to the target.
         devices: the devices to shard the chains over, or None for the default.
+        log_prior: ``(x (n_dim,), data) -> ()`` the part tempering keeps at every
+            temperature (`flowmc_like.tempering`), or None.
     """
     n_chains, n_dim = (int(s) for s in positions.shape)
     check_target(target, kernel, positions, data)
@@ -99,15 +107,22 @@ def prepare_run(
     layout = ChainLayout(devices, n_chains)
     has_global = has_global_moves(model, config)
     programs = build_programs(
-        target.flat_log_prob, kernel, model, config, n_chains, n_dim, key_impl, layout
-    )
+        target.flat_log_prob, kernel, model, config, n_chains, n_dim, key_impl, layout,
+        flat_log_prior=log_prior,
+    )  # fmt: skip
     kernel_params = kernel.init_params(n_dim)
+    level_params = kernel_params  # one set per temperature level with tempering
+    if config.is_tempered:
+        level_params = jax.tree.map(
+            lambda leaf: np.broadcast_to(leaf, (config.n_temperatures, *np.shape(leaf))),
+            kernel_params,
+        )
     is_adapting = np.asarray(True)
     if layout.is_sharded:  # every input as a global array on the mesh
         key = layout.put(jax.random.key_data(key) if is_typed_key else key, layout.replicated)
         positions = layout.put(positions, layout.chains)
-        kernel_params, is_adapting, data = layout.put(
-            (kernel_params, is_adapting, data), layout.replicated
+        kernel_params, level_params, is_adapting, data = layout.put(
+            (kernel_params, level_params, is_adapting, data), layout.replicated
         )
 
     # Lower the programs one by one and hand each to a compiler thread as soon as it is
@@ -119,7 +134,7 @@ def prepare_run(
         lowered_setup = programs.setup.lower(key, positions, kernel_params, data)
         platform = (devices[0] if devices else jax.devices()[0]).platform
         compiler.submit("setup", lowered_setup, _run_once_options(platform))
-        key_data_info, states, adapt_state, train_state, buffer = lowered_setup.out_info
+        key_data_info, states, adapt_state, train_state, buffer, tempering = lowered_setup.out_info
         loop_key = key_data_info.update(shape=key_data_info.shape[2:])
         if has_global:
             dtype = positions.dtype
@@ -141,8 +156,9 @@ def prepare_run(
             programs.local.lower(
                 loop_key,
                 states,
+                tempering,
                 adapt_state,
-                kernel_params,
+                level_params,
                 is_adapting,
                 latent_params,
                 is_adapting,  # in_latent: a () bool like it
@@ -151,18 +167,23 @@ def prepare_run(
             ),
         )
         compiled = compiler.results()
-    loop_keys, states, adapt_state, train_state, buffer = compiled["setup"](
+    loop_keys, states, adapt_state, train_state, buffer, tempering = compiled["setup"](
         key, positions, kernel_params, data
     )
     states = restart_nonfinite_chains(states, layout)
+    if tempering is not None:
+        tempering = tempering._replace(
+            replicas=restart_nonfinite_replicas(tempering.replicas, layout)
+        )
     initial_state = LoopState(
         states=states,
         adapt_state=adapt_state,
         train_state=train_state,
         buffer=buffer,
-        frozen_params=kernel_params,
-        final_params=kernel_params,
+        frozen_params=level_params,
+        final_params=level_params,
         is_adapting=is_adapting,
+        tempering=tempering,
     )
     return PreparedRun(
         programs=Programs(None, compiled["local"], compiled.get("global"), compiled.get("train")),

@@ -49,6 +49,12 @@ class SamplerConfig:
             run decides (`flowmc_like.schedule.latent_decision`): in the flow's space from the
             first loop after a successful training update, when the model is a flow and the
             loop takes local and global steps; in ``x``-space otherwise.
+        n_temperatures: ``K >= 1`` levels of replica-exchange tempering
+            (`flowmc_like.tempering`): every chain gets ``K - 1`` replicas at hotter
+            temperatures that exchange positions with it; 1 (the default) is no tempering.
+        max_temperature: the hottest level's temperature ``1 / beta_{K-1} > 1`` when the
+            whole density is tempered; None (the default): 100 without a ``log_prior``,
+            infinite (the hottest replica samples the prior) with one.
         thinning: keep every ``thinning``-th draw of each local and global phase (the
             draws at steps ``thinning - 1, 2 * thinning - 1, ...``); the model trains on the
             kept draws. Acceptance rates and non-finite counts still cover every step.
@@ -72,6 +78,8 @@ class SamplerConfig:
     reverse_kl_weight: float = 0.0
     validation_fraction: float = 0.2
     local_in_latent_space: bool | None = None
+    n_temperatures: int = 1
+    max_temperature: float | None = None
     thinning: int = 1
     progress_bar: bool = True
 
@@ -89,6 +97,7 @@ class SamplerConfig:
             "n_max_examples",
             "global_chunk_size",
             "thinning",
+            "n_temperatures",
         ):
             object.__setattr__(
                 self, name, _validation.check_int(name, getattr(self, name), owner=owner)
@@ -125,6 +134,12 @@ class SamplerConfig:
         for name, bounds in floats.items():
             value = _validation.check_float(name, getattr(self, name), owner=owner, **bounds)
             object.__setattr__(self, name, value)
+        if self.max_temperature is not None:
+            value = _validation.check_float(
+                "max_temperature", self.max_temperature, owner=owner, minimum=1.0,
+                open_minimum=True,
+            )  # fmt: skip
+            object.__setattr__(self, "max_temperature", value)
         if self.local_in_latent_space is not None:
             object.__setattr__(
                 self,
@@ -135,6 +150,11 @@ class SamplerConfig:
             )
         progress_bar = _validation.check_bool("progress_bar", self.progress_bar, owner=owner)
         object.__setattr__(self, "progress_bar", progress_bar)
+
+    @property
+    def is_tempered(self) -> bool:
+        """Whether the run has hot replicas (``n_temperatures > 1``)."""
+        return self.n_temperatures > 1
 
     @property
     def training_cap(self) -> int:

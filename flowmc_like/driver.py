@@ -216,9 +216,10 @@ def _run_one_loop(
     in_latent, restart = layout.put(
         (np.asarray(latent[0]), np.asarray(latent[1])), layout.replicated
     )
-    states, adapt_state, local_trace, local_summary, step_size, final_params = programs.local(
+    local_outputs = programs.local(
         key_local,
         state.states,
+        state.tempering,
         state.adapt_state,
         state.frozen_params,
         state.is_adapting,
@@ -227,6 +228,10 @@ def _run_one_loop(
         restart,
         data,
     )
+    states, tempering, adapt_state, local_trace, local_summary, step_size, final_params = (
+        local_outputs[:7]
+    )
+    exchange = local_outputs[7]
     buffer = state.buffer
     global_trace = global_summary = losses = is_finite = new_state = None
     if programs.global_ is not None:
@@ -238,8 +243,10 @@ def _run_one_loop(
                 key_train, train_state, buffer, local_trace.position, global_trace.position, data
             )
     traces = [trace for trace in (local_trace, global_trace) if trace is not None]
-    host = layout.to_host((traces, local_summary, global_summary, losses, is_finite, step_size))
-    traces, local_summary, global_summary, losses, is_finite, step_size = host
+    host = layout.to_host(
+        (traces, local_summary, global_summary, losses, is_finite, step_size, exchange)
+    )
+    traces, local_summary, global_summary, losses, is_finite, step_size, exchange = host
     discarded = False
     if losses is not None:
         if bool(is_finite):
@@ -257,6 +264,7 @@ def _run_one_loop(
         train_state=train_state,
         buffer=buffer,
         final_params=final_params,
+        tempering=tempering,
     )
     output = loop_output(
         traces,
@@ -270,6 +278,7 @@ def _run_one_loop(
         n_kept_local=config.n_kept_local,
         has_local_steps=config.n_local_steps > 0,
         in_latent_space=latent[0],
+        exchange=exchange,
     )
     return state, output
 
@@ -295,6 +304,9 @@ def _update_progress(bar: Any, record: LoopRecord) -> None:
     }
     if record.is_training and np.isfinite(record.loss[-1]):
         postfix["loss"] = f"{record.loss[-1]:.3f}"
+    if record.exchange_rate.size:
+        postfix["exchange"] = f"{np.nanmin(record.exchange_rate):.2f}"
+        postfix["round_trips"] = str(record.round_trips)
     if np.isfinite(record.min_ess):
         postfix["min_ess"] = f"{record.min_ess:.0f}"
         postfix["max_rhat"] = f"{record.max_rhat:.3f}"

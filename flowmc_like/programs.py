@@ -23,12 +23,21 @@ from flowmc_like.kernels.base import AbstractLocalKernel
 from flowmc_like.models.base import AbstractFlow, AbstractGlobalModel
 from flowmc_like.phases import (
     GlobalState,
+    Trace,
     init_kernel_states,
     run_global_phase,
     run_latent_local_phase,
     run_local_phase,
     select_tree,
     summarize_and_thin,
+)
+from flowmc_like.tempering import (
+    DEFAULT_MAX_TEMPERATURE,
+    TemperedTarget,
+    TemperingState,
+    init_ladder,
+    init_tempering,
+    run_tempered_local_phase,
 )
 from flowmc_like.training.data import (
     DrawBuffer,
@@ -62,6 +71,9 @@ class LoopState(NamedTuple):
         frozen_params: the kernel params used when not adapting (production).
         final_params: the adaptation's result so far (frozen when production starts).
         is_adapting: ``()`` bool, true during the training loops.
+        tempering: the hot replicas and the ladder (`flowmc_like.tempering`), None without
+            tempering. With tempering ``adapt_state``, ``frozen_params`` and
+            ``final_params`` have a leading axis of one entry per temperature level.
     """
 
     states: Any
@@ -71,6 +83,7 @@ class LoopState(NamedTuple):
     frozen_params: PyTree
     final_params: PyTree
     is_adapting: Any
+    tempering: Any = None
 
 
 class Programs(NamedTuple):
@@ -101,14 +114,19 @@ def latent_mode(model: AbstractGlobalModel | None, config: SamplerConfig) -> str
     """
     if config.local_in_latent_space is not None:
         return "latent" if config.local_in_latent_space else "x"
+    if config.is_tempered:  # hot replicas run in x-space (`flowmc_like.tempering`)
+        return "x"
     is_flow = isinstance(model, AbstractFlow)
     if is_flow and config.n_local_steps > 0 and has_global_moves(model, config):
         return "auto"
     return "x"
 
 
-def state_shardings(layout: ChainLayout, has_global: bool) -> LoopState:
-    """The sharding (prefix) of each part of a `LoopState` on ``layout``'s mesh."""
+def state_shardings(layout: ChainLayout, has_global: bool, tempered: bool = False) -> LoopState:
+    """The sharding (prefix) of each part of a `LoopState` on ``layout``'s mesh.
+
+    Hot replicas are stored chain-first, so they split along the chain axis with their chains.
+    """
     chains, replicated = layout.chains, layout.replicated
     return LoopState(
         states=chains,
@@ -118,10 +136,17 @@ def state_shardings(layout: ChainLayout, has_global: bool) -> LoopState:
         frozen_params=replicated,
         final_params=replicated,
         is_adapting=replicated,
+        tempering=TemperingState(
+            replicas=chains, betas=replicated, last_end=chains, n_exchanges=replicated
+        )
+        if tempered
+        else replicated,
     )
 
 
-def program_shardings(layout: ChainLayout, has_global: bool) -> dict[str, tuple[Any, Any]]:
+def program_shardings(
+    layout: ChainLayout, has_global: bool, tempered: bool = False
+) -> dict[str, tuple[Any, Any]]:
     """``(in_shardings, out_shardings)`` of each program, as prefixes of its arguments/results.
 
     Kernel states, traces, per-chain summaries and the training window are split along the
@@ -129,19 +154,20 @@ def program_shardings(layout: ChainLayout, has_global: bool) -> dict[str, tuple[
     are replicated.
     """
     chains, replicated = layout.chains, layout.replicated
-    state = state_shardings(layout, has_global)
+    state = state_shardings(layout, has_global, tempered)
     return {
         # (key, positions, kernel_params, data)
-        # -> (loop keys, kernel states, adaptation state, train state, window)
+        # -> (loop keys, kernel states, adaptation state, train state, window, tempering)
         "setup": (
             (replicated, chains, replicated, replicated),
-            (replicated, chains, replicated, replicated, state.buffer),
+            (replicated, chains, replicated, replicated, state.buffer, state.tempering),
         ),
-        # (key, states, adapt_state, frozen_params, is_adapting, model_params, in_latent,
-        #  restart, data) -> (states, adapt_state, trace, summary, step size, final params)
+        # (key, states, tempering, adapt_state, frozen_params, is_adapting, model_params,
+        #  in_latent, restart, data) -> (states, tempering, adapt_state, trace, summary,
+        #  step size, final params, exchange summary)
         "local": (
-            (replicated, chains, *(replicated,) * 7),
-            (chains, replicated, chains, chains, replicated, replicated),
+            (replicated, chains, state.tempering, *(replicated,) * 7),
+            (chains, state.tempering, replicated, chains, chains, *(replicated,) * 3),
         ),
         # (key, states, model_params, data) -> (states, trace, summary)
         "global": ((replicated, chains, replicated, replicated), (chains, chains, chains)),
@@ -163,6 +189,7 @@ def build_programs(
     n_dim: int,
     key_impl: str,
     layout: ChainLayout,
+    flat_log_prior: Callable[[Array, PyTree], Array] | None = None,
 ) -> Programs:
     """The run's jitted programs, not yet compiled.
 
@@ -181,13 +208,17 @@ def build_programs(
         n_dim: the flat dimension of a position.
         key_impl: the PRNG implementation of the run's key.
         layout: how the chains are laid out over devices.
+        flat_log_prior: ``(x, data) -> ()`` the part of the target tempering keeps at
+            every temperature (likelihood tempering), or None (the whole density).
     """
     has_global = has_global_moves(model, config)
+    tempered = config.is_tempered
+    tempered_target = TemperedTarget(flat_log_prob, flat_log_prior)
     adaptation = kernel.adaptation()
     optimizer = make_optimizer(config.learning_rate)
     n_loops = config.n_loops_cap
     n_held_out_chains = config.n_held_out_chains(n_chains)
-    shardings = program_shardings(layout, has_global)
+    shardings = program_shardings(layout, has_global, tempered)
     batch_sharding = layout.batch_sharding(config.effective_batch_size)
 
     def jit(program: str) -> Callable[[Callable[..., Any]], Any]:
@@ -215,16 +246,53 @@ def build_programs(
             window = config.window_loops(n_dim, isinstance(model, AbstractFlow))
             window *= config.n_draws_per_loop
             buffer = init_buffer(n_chains, window, n_dim, positions.dtype)
+        tempering = None
+        if tempered:
+            betas = init_ladder(config.n_temperatures, max_temperature, positions.dtype)
+            if not jnp.issubdtype(positions.dtype, jnp.floating):
+                betas = init_ladder(config.n_temperatures, max_temperature, float)
+            tempering = init_tempering(kernel, tempered_target, data, positions, betas)
+            levels = jnp.concatenate([positions[:, None], tempering.replicas.position], axis=1)
+            adapt_state = jax.vmap(adaptation.init, in_axes=(None, 1))(kernel_params, levels)
+        else:
+            adapt_state = adaptation.init(kernel_params, positions)
         return (
             jax.random.key_data(loop_keys),
             states,
-            adaptation.init(kernel_params, positions),
+            adapt_state,
             train_state,
             buffer,
+            tempering,
         )
 
     mode = latent_mode(model, config)
     initial_kernel_params = kernel.init_params(n_dim)
+    max_temperature = config.max_temperature
+    if max_temperature is None:
+        max_temperature = DEFAULT_MAX_TEMPERATURE if flat_log_prior is None else float("inf")
+
+    def local_tempered(key, states, tempering, adapt_state, frozen_params, is_adapting, data):
+        states, tempering, adapt_state, (cold, infos), exchange = run_tempered_local_phase(
+            kernel,
+            adaptation,
+            tempered_target,
+            data,
+            config.n_local_steps,
+            kernel.steps_per_exchange,
+            key,
+            states,
+            tempering,
+            adapt_state,
+            frozen_params,
+            is_adapting,
+            config.training_cap,
+        )
+        trace = Trace(
+            cold.position, cold.log_prob, infos.is_accepted, infos.acceptance_prob,
+            infos.is_nonfinite,
+        )  # fmt: skip
+        trace = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), trace)
+        return states, tempering, adapt_state, trace, exchange
 
     def local_in_x(key, states, adapt_state, frozen_params, is_adapting, log_prob_fn):
         return run_local_phase(
@@ -261,6 +329,7 @@ def build_programs(
     def local(
         key_data,
         states,
+        tempering,
         adapt_state,
         frozen_params,
         is_adapting,
@@ -274,6 +343,16 @@ def build_programs(
         ``restart`` (auto mode) starts the adaptation again from the kernel's initial params:
         the step size adapted in ``x``-space does not fit the flow's space.
         """
+        if tempered:
+            states, tempering, adapt_state, trace, exchange = local_tempered(
+                wrap(key_data), states, tempering, adapt_state, frozen_params, is_adapting, data
+            )
+            current = jax.vmap(adaptation.current)(adapt_state)
+            used_params = select_tree(is_adapting, current, frozen_params)
+            trace, summary = summarize_and_thin(trace, config.thinning)
+            step_size = kernel.step_size_of(jax.tree.map(lambda leaf: leaf[0], used_params))
+            final = jax.vmap(adaptation.final)(adapt_state)
+            return states, tempering, adapt_state, trace, summary, step_size, final, exchange
         log_prob_fn = functools.partial(flat_log_prob, data=data)
         if mode == "auto":
             restarted = adaptation.init(initial_kernel_params, states.position)
@@ -292,7 +371,8 @@ def build_programs(
         used_params = select_tree(is_adapting, adaptation.current(adapt_state), frozen_params)
         trace, summary = summarize_and_thin(trace, config.thinning)
         step_size = kernel.step_size_of(used_params)
-        return states, adapt_state, trace, summary, step_size, adaptation.final(adapt_state)
+        final = adaptation.final(adapt_state)
+        return states, tempering, adapt_state, trace, summary, step_size, final, None
 
     if not has_global:
         return Programs(setup, local, None, None)

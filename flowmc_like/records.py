@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from flowmc_like.phases import PhaseSummary, Trace
+from flowmc_like.tempering import ExchangeSummary
 
 __all__ = ["History", "LoopOutput", "LoopRecord", "RunProgress", "loop_output"]
 
@@ -43,6 +44,12 @@ class LoopRecord:
             up to ``schedule.PLATEAU_LOOPS`` loops, in production all; NaN without global
             moves): above 0.7 the model
             misses mass of the target somewhere (too light a tail, a mode it under-covers).
+        exchange_rate: ``(K - 1,)`` with tempering, the mean acceptance probability of
+            exchanges between each pair of neighbouring temperature levels in the loop's
+            local phase (empty without tempering).
+        ladder: ``(K,)`` the inverse temperatures after the loop (empty without tempering).
+        round_trips: replica round trips (coldest -> hottest -> coldest level) completed in
+            the loop (0 without tempering).
     """
 
     is_training: bool
@@ -59,6 +66,9 @@ class LoopRecord:
     ends_phase: bool = False
     in_latent_space: bool = False
     pareto_k: float = float("nan")
+    exchange_rate: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    ladder: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    round_trips: int = 0
 
     @classmethod
     def field_types(cls) -> dict[str, Any]:
@@ -107,6 +117,13 @@ class History:
         pareto_k: ``(n_loops,)`` Pareto k-hat of the importance weights of the global
             proposals of each loop and the few before it in its phase (NaN without global
             moves); above 0.7 the model misses target mass.
+        exchange_rate: ``(n_loops, K - 1)`` with ``n_temperatures = K > 1``, the mean
+            exchange acceptance probability of each pair of neighbouring temperature levels
+            (``(n_loops, 0)`` without tempering).
+        ladder: ``(n_loops, K)`` the inverse temperatures after each loop (adapted in
+            training, fixed in production).
+        round_trips: ``(n_loops,)`` replica round trips between the coldest and hottest
+            levels completed in each loop.
     """
 
     is_training: np.ndarray
@@ -123,6 +140,9 @@ class History:
     ends_phase: np.ndarray
     in_latent_space: np.ndarray
     pareto_k: np.ndarray
+    exchange_rate: np.ndarray
+    ladder: np.ndarray
+    round_trips: np.ndarray
 
     @classmethod
     def from_records(cls, records: Sequence[LoopRecord]) -> History:
@@ -214,6 +234,7 @@ def loop_output(
     n_kept_local: int,
     has_local_steps: bool,
     in_latent_space: bool = False,
+    exchange: ExchangeSummary | None = None,
 ) -> LoopOutput:
     """One loop's host arrays as a `LoopOutput` with its `LoopRecord`.
 
@@ -229,6 +250,7 @@ def loop_output(
         n_kept_local: local draws kept per chain (the first draws of the trace).
         has_local_steps: the run takes local steps (``n_local_steps > 0``).
         in_latent_space: the local kernel ran in the flow's latent space.
+        exchange: the tempered local phase's exchange statistics, or None.
     """
     trace = Trace(*(np.concatenate(fields, axis=1) for fields in zip(*traces, strict=True)))
     n_chains = trace.position.shape[0]
@@ -246,6 +268,13 @@ def loop_output(
         global_nonfinite=0 if global_summary is None else int(np.sum(global_summary.n_nonfinite)),
         in_latent_space=in_latent_space,
     )
+    if exchange is not None:
+        record = dataclasses.replace(
+            record,
+            exchange_rate=np.asarray(exchange.acceptance, np.float64),
+            ladder=np.asarray(exchange.betas, np.float64),
+            round_trips=int(exchange.round_trips),
+        )
     is_global = np.zeros(trace.position.shape[1], bool)
     is_global[n_kept_local:] = True
     log_weight = (

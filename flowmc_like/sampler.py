@@ -152,6 +152,33 @@ def _check_moves(model: AbstractGlobalModel | None, config: SamplerConfig) -> No
         )
 
 
+def _check_tempering(
+    kernel: AbstractLocalKernel, config: SamplerConfig, log_prior: Callable[..., Any] | None
+) -> None:
+    """Tempering runs in ``x``-space, and a ``delta_log_prob`` can only temper the whole density."""
+    if not config.is_tempered:
+        return
+    if config.local_in_latent_space:
+        raise ValueError(
+            "Sampler: local_in_latent_space=True cannot be combined with n_temperatures > 1 "
+            "(the hot replicas move in x-space); got "
+            f"n_temperatures={config.n_temperatures}; leave local_in_latent_space out"
+        )
+    if log_prior is not None and getattr(kernel, "delta_log_prob", None) is not None:
+        raise ValueError(
+            "Sampler: log_prior tempers only the likelihood, but SiteFlip's delta_log_prob "
+            "is a difference of the whole log density, which tempering can only scale as a "
+            "whole; pass log_prior=None (the whole density is tempered) or drop "
+            "delta_log_prob"
+        )
+    if log_prior is not None and config.max_temperature is not None:
+        raise ValueError(
+            "Sampler: with log_prior the hottest replica samples the prior (beta = 0), so "
+            "max_temperature applies only when the whole density is tempered; got "
+            f"max_temperature={config.max_temperature} and a log_prior; leave one out"
+        )
+
+
 class Sampler:
     """Many parallel chains mixing a local kernel with a normalizing-flow global proposal.
 
@@ -224,6 +251,23 @@ class Sampler:
             flow. True needs a continuous flow model. None (the default): the run decides,
             in the flow's space from the first training loop after the flow has trained
             (``result.history.in_latent_space``); see the docs' "Hard targets".
+        n_temperatures: ``K >= 1``; with ``K > 1`` replica-exchange tempering: every chain
+            gets ``K - 1`` replicas at inverse temperatures ``1 > beta_1 > ... >
+            beta_{K-1}``, sampling ``log_prior(x) + beta * (log_prob(x) - log_prior(x))``
+            (``beta * log_prob(x)`` without ``log_prior``) with the same local kernel (each
+            level adapts its own step size); neighbouring levels exchange positions
+            (non-reversible even/odd scheme). The ladder adapts during training to equal
+            exchange rates and is frozen in production; hot replicas find modes no chain
+            starts in and pass them down. Only the ``beta = 1`` chains are returned, take
+            global moves and train the model. ``result.history`` records the exchange
+            rates, the ladder and the round trips. Costs about ``K`` times the local phase.
+            Default 1 (no tempering). See the docs' "My chains all start in one mode".
+        max_temperature: ``1 / beta_{K-1} > 1`` when the whole density is tempered;
+            None (the default): 100. Not used with ``log_prior``.
+        log_prior: ``log_prior(x)`` (or ``log_prior(x, data)``), the part of ``log_prob``
+            tempering keeps at every temperature, so only the likelihood is tempered and the
+            hottest replica samples this prior (it must be proper). Taken from the model
+            for `from_numpyro` / `from_pymc` targets. Default None: the whole density.
         thinning: keep every ``thinning``-th draw of each local and global phase (steps
             ``thinning - 1, 2 * thinning - 1, ...``; at most ``n_local_steps`` and
             ``n_global_steps``). It divides the memory the draws take on the device and in
@@ -278,6 +322,9 @@ class Sampler:
         reverse_kl_weight: float = SamplerConfig.reverse_kl_weight,
         validation_fraction: float = SamplerConfig.validation_fraction,
         local_in_latent_space: bool | None = SamplerConfig.local_in_latent_space,
+        n_temperatures: int = SamplerConfig.n_temperatures,
+        max_temperature: float | None = SamplerConfig.max_temperature,
+        log_prior: Callable[..., Any] | None = None,
         thinning: int = SamplerConfig.thinning,
         data: PyTree = None,
         devices: Sequence[jax.Device] | None = None,
@@ -285,6 +332,11 @@ class Sampler:
     ) -> None:
         log_prob, n_dim = _unwrap_model_target(log_prob, n_dim)
         self.log_prob = _validation.check_callable("log_prob", log_prob, owner="Sampler")
+        if log_prior is None and isinstance(log_prob, ModelLogDensity):
+            log_prior = getattr(log_prob, "log_prior", None)  # the PPL model's prior
+        self.log_prior = _validation.check_callable(
+            "log_prior", log_prior, owner="Sampler", allow_none=True
+        )
         # A PPL model's log density carries the map back to its constrained variables.
         self._constrain = log_prob.constrain if isinstance(log_prob, ModelLogDensity) else None
         self.n_dim = _optional_count("n_dim", n_dim)
@@ -308,10 +360,13 @@ class Sampler:
             reverse_kl_weight=reverse_kl_weight,
             validation_fraction=validation_fraction,
             local_in_latent_space=local_in_latent_space,
+            n_temperatures=n_temperatures,
+            max_temperature=max_temperature,
             thinning=thinning,
             progress_bar=progress_bar,
         )
         _check_moves(self.global_model, self.config)
+        _check_tempering(self.local_kernel, self.config, self.log_prior)
         self.data = _validation.check_data(data)
         self.devices = _sharding.check_devices(devices)
         if self.n_chains is not None:
@@ -405,7 +460,7 @@ class Sampler:
             warnings.simplefilter("ignore", UserWarning)
             prepared = sampler._prepare(stored["key"], stored["initial_position"])
         has_global = has_global_moves(sampler.global_model, sampler.config)
-        shardings = state_shardings(prepared.layout, has_global)
+        shardings = state_shardings(prepared.layout, has_global, sampler.config.is_tempered)
         state, progress = checkpoint.load_progress(
             directory, prepared.initial_state, prepared.layout, shardings
         )
@@ -424,6 +479,7 @@ class Sampler:
             "local_kernel": self.local_kernel,
             "global_model": self.global_model,
             "data": self.data,
+            "log_prior": self.log_prior,
             **{name: value for name, value in settings.items() if name in accepted},
         }
 
@@ -431,11 +487,16 @@ class Sampler:
         """Check the start, bind the target and compile the run (`prepare_run`)."""
         n_categories = n_categories_of(self.local_kernel)
         spec, positions = check_start(initial_position, self.n_chains, self.n_dim, n_categories)
-        target = bind_target(self.log_prob, spec, with_data=self.data is not None)
+        with_data = self.data is not None
+        target = bind_target(self.log_prob, spec, with_data=with_data)
+        log_prior = None
+        if self.config.is_tempered and self.log_prior is not None:
+            log_prior = bind_target(self.log_prior, spec, with_data=with_data).flat_log_prob
         kernel, model, config = self.local_kernel, self.global_model, self.config
         return prepare_run(
-            target, kernel, model, config, key, spec, positions, self.data, self.devices
-        )
+            target, kernel, model, config, key, spec, positions, self.data, self.devices,
+            log_prior=log_prior,
+        )  # fmt: skip
 
     def _drive(
         self,

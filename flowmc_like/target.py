@@ -31,6 +31,7 @@ __all__ = [
     "check_target",
     "n_categories_of",
     "restart_nonfinite_chains",
+    "restart_nonfinite_replicas",
 ]
 
 
@@ -166,4 +167,29 @@ def restart_nonfinite_chains(states: Any, layout: ChainLayout) -> Any:
     )
     host_states = layout.to_host(states)
     replaced = jax.tree.map(lambda leaf: np.asarray(leaf)[source], host_states)
+    return layout.put(replaced, layout.chains)
+
+
+def restart_nonfinite_replicas(replicas: Any, layout: ChainLayout) -> Any:
+    """Hot replicas with a non-finite tempered log density restart from finite copies.
+
+    ``replicas`` has leaves ``(n_chains, K - 1, ...)``; a bad replica is replaced (on the
+    host) by a finite replica of the same temperature.
+
+    A level with no finite replica keeps its states (its chains are restarted with the
+    chains at ``beta = 1``, whose check raises first).
+    """
+    host = layout.to_host(replicas)
+    values = np.asarray(host.log_prob)
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return replicas
+    source = np.broadcast_to(np.arange(values.shape[0])[:, None], values.shape).copy()
+    for level in range(values.shape[1]):
+        good = np.flatnonzero(~bad[:, level])
+        chains = np.flatnonzero(bad[:, level])
+        if len(good):
+            source[chains, level] = good[np.arange(len(chains)) % len(good)]
+    levels = np.arange(values.shape[1])[None, :]
+    replaced = jax.tree.map(lambda leaf: np.asarray(leaf)[source, levels], host)
     return layout.put(replaced, layout.chains)

@@ -35,6 +35,9 @@ class AbstractLocalKernel(abc.ABC):
 
     space: ClassVar[Space]
     target_acceptance: ClassVar[float]
+    steps_per_exchange: ClassVar[int] = 5
+    """With tempering, local steps between exchange rounds (an exchange re-evaluates the
+    target once or twice per replica: cheap kernels exchange less often)."""
 
     @abc.abstractmethod
     def init_params(self, n_dim: int) -> PyTree:
@@ -77,6 +80,16 @@ class AbstractLocalKernel(abc.ABC):
         ValueError or TypeError with a clear message. The default checks nothing.
         """
         del log_prob_fn, positions
+
+    def tempered(self, beta: Array) -> AbstractLocalKernel:
+        """This kernel for the tempered target of inverse temperature ``beta`` (traced).
+
+        The tempered log density reaches the kernel as its ``log_prob_fn``; a kernel that
+        also holds a function of the target (`SiteFlip`'s ``delta_log_prob``) scales it
+        here. The default returns the kernel itself.
+        """
+        del beta
+        return self
 
     def adaptation(self) -> Adaptation:
         """How the training loops tune the params (default: `no_adaptation`, nothing tuned).

@@ -123,6 +123,7 @@ class HMC(AbstractLocalKernel):
     step_size_jitter: float = 0.2
 
     space: ClassVar[Space] = Space.CONTINUOUS
+    steps_per_exchange: ClassVar[int] = 1
     target_acceptance: ClassVar[float] = 0.65
 
     def __post_init__(self) -> None:

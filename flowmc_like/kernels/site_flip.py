@@ -113,6 +113,7 @@ class SiteFlip(AbstractDiscreteKernel):
     delta_log_prob: DeltaLogProbFn | None = None
 
     space: ClassVar[Space] = Space.DISCRETE
+    steps_per_exchange: ClassVar[int] = 1
     target_acceptance: ClassVar[float] = float("nan")
 
     def __post_init__(self) -> None:
@@ -128,6 +129,22 @@ class SiteFlip(AbstractDiscreteKernel):
         )
 
     # ------------------------------------------------------------------ protocol
+
+    def tempered(self, beta: Array) -> SiteFlip:
+        """This kernel with ``delta_log_prob`` scaled by ``beta`` (the whole density tempered).
+
+        Without ``delta_log_prob`` the kernel is unchanged: the tempered density reaches it
+        as ``log_prob_fn``.
+        """
+        if self.delta_log_prob is None:
+            return self
+        delta_fn = self.delta_log_prob
+
+        def tempered_delta(s: Array, i: Array, k: Array) -> Array:
+            delta = jnp.asarray(delta_fn(s, i, k))
+            return jnp.asarray(beta, delta.dtype) * delta
+
+        return dataclasses.replace(self, delta_log_prob=tempered_delta)
 
     def init_params(self, n_dim: int) -> SiteFlipParams:
         """The empty `SiteFlipParams` (nothing to adapt)."""
