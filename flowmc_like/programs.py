@@ -347,11 +347,12 @@ def build_programs(
             states, tempering, adapt_state, trace, exchange = local_tempered(
                 wrap(key_data), states, tempering, adapt_state, frozen_params, is_adapting, data
             )
-            current = jax.vmap(adaptation.current)(adapt_state)
+            n_levels = config.n_temperatures
+            current = jax.vmap(adaptation.current, axis_size=n_levels)(adapt_state)
             used_params = select_tree(is_adapting, current, frozen_params)
             trace, summary = summarize_and_thin(trace, config.thinning)
             step_size = kernel.step_size_of(jax.tree.map(lambda leaf: leaf[0], used_params))
-            final = jax.vmap(adaptation.final)(adapt_state)
+            final = jax.vmap(adaptation.final, axis_size=n_levels)(adapt_state)
             return states, tempering, adapt_state, trace, summary, step_size, final, exchange
         log_prob_fn = functools.partial(flat_log_prob, data=data)
         if mode == "auto":

@@ -398,7 +398,11 @@ def run_tempered_local_phase(
     def one_step(carry, step):
         all_states, adapt_state, exchange = carry
         step_input, uniforms, index = step
-        params = select_tree(is_adapting, jax.vmap(adaptation.current)(adapt_state), frozen_params)
+        params = select_tree(
+            is_adapting,
+            jax.vmap(adaptation.current, axis_size=n_levels)(adapt_state),
+            frozen_params,
+        )
         all_states, infos = step_levels(step_input, all_states, betas, params)
         updated = update_levels(adapt_state, all_states.position, infos)
         adapt_state = select_tree(is_adapting, updated, adapt_state)
@@ -423,7 +427,9 @@ def run_tempered_local_phase(
     (all_states, adapt_state, exchange), records = jax.lax.scan(
         one_step, (all_states, adapt_state, exchange), steps
     )
-    ended = jax.vmap(lambda state: adaptation.end_phase(state, n_adapting_phases))(adapt_state)
+    ended = jax.vmap(
+        lambda state: adaptation.end_phase(state, n_adapting_phases), axis_size=n_levels
+    )(adapt_state)
     adapt_state = select_tree(is_adapting, ended, adapt_state)
 
     acceptance = exchange.acceptance_sum / exchange.n_tries  # NaN for untried pairs

@@ -44,15 +44,20 @@ def test_core_case_passes_under_x64(core_test):
 
 
 @pytest.mark.parametrize(
-    "kernel, model, dtype",
-    [(fm.MALA(), fm.RealNVP(), np.float32), (fm.RandomWalk(), None, np.float64)],
-    ids=["mala-realnvp-f32", "rw-local-f64"],
+    "kernel, model, dtype, n_temperatures",
+    [
+        (fm.MALA(), fm.RealNVP(), np.float32, 1),
+        (fm.RandomWalk(), None, np.float64, 1),
+        (fm.HMC(), fm.RealNVP(), np.float64, 3),
+    ],
+    ids=["mala-realnvp-f32", "rw-local-f64", "hmc-tempered-f64"],
 )
-def test_result_dtypes_follow_the_input_under_x64(kernel, model, dtype):
-    """With x64 on, float32 positions stay float32 and float64 ones float64."""
+def test_result_dtypes_follow_the_input_under_x64(kernel, model, dtype, n_temperatures):
+    """With x64 on, float32 positions stay float32 and float64 ones float64 (tempered too)."""
     with jax.enable_x64(True):
         sampler = fm.Sampler(
             log_prob,
+            n_temperatures=n_temperatures,
             n_dim=2,
             n_chains=4,
             local_kernel=kernel,
