@@ -28,7 +28,7 @@ __all__ = [
     "start_checkpoint",
 ]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 RUN_INFO = "run.json"
 SAMPLER = "sampler.pkl"
 LOG_PROB = "log_prob.pkl"

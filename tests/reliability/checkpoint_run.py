@@ -25,6 +25,16 @@ def log_prob(x: jax.Array) -> jax.Array:
     return jnp.logaddexp(a, b)
 
 
+def log_prior(x: jax.Array) -> jax.Array:
+    """A proper Gaussian prior (for the tempered checkpoint test)."""
+    return -0.5 * jnp.sum(x**2) / 3.0**2
+
+
+def log_prior_and_likelihood(x: jax.Array) -> jax.Array:
+    """`log_prior` plus the two-mode `log_prob` as the likelihood."""
+    return log_prior(x) + log_prob(x)
+
+
 def make_sampler() -> fm.Sampler:
     """Loops long enough (a few hundred ms each) to be killed in the middle of one."""
     return fm.Sampler(

@@ -118,6 +118,22 @@ def test_resume_from_each_loop_is_bit_identical(tmp_path, monkeypatch):
     _assert_identical(sampler.resume(directory), expected)
 
 
+def test_a_tempered_run_resumes_bit_identically(tmp_path, monkeypatch):
+    """Replicas, ladder, exchange parity and round-trip flags are part of the saved state."""
+    sampler = _tiny_sampler(
+        log_prob=checkpoint_run.log_prior_and_likelihood,
+        n_temperatures=3,
+        log_prior=checkpoint_run.log_prior,
+    )
+    key, x0 = jax.random.key(1), jnp.full((4, 2), 0.5)
+    expected = sampler.run(key, x0)
+    directory = tmp_path / "tempered"
+    _run_first_loops(monkeypatch, sampler, key, x0, directory, 2)
+    resumed = fm.Sampler.resume(directory)
+    _assert_identical(resumed, expected)
+    assert resumed.history.exchange_rate.shape == (5, 2)
+
+
 def _run_first_loops(monkeypatch, sampler: fm.Sampler, key, x0, directory: Path, n_done: int):
     """Leave ``directory`` as a run killed right after loop ``n_done`` would leave it."""
 

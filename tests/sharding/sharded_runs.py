@@ -98,7 +98,7 @@ def sharding_findings(sampler: fm.Sampler, x0: jax.Array) -> dict:
     prepared = sampler._prepare(jax.random.key(0), x0)
     position = prepared.initial_state.states.position
     local_outputs = prepared.programs.local.output_shardings
-    states_out, _, trace_out = local_outputs[:3]
+    states_out, trace_out = local_outputs[0], local_outputs[3]
     global_states, global_trace, _ = prepared.programs.global_.output_shardings
     train_state_out = prepared.programs.train.output_shardings[1]
     return {
@@ -165,6 +165,31 @@ def ising_figures(devices) -> dict:
     }
 
 
+def tempered_figures(devices) -> dict:
+    """A tempered run from one mode of the mixture: replicas split with their chains."""
+    sampler = fm.Sampler(
+        MIXTURE.log_prob,
+        n_dim=3,
+        n_chains=16,
+        global_model=None,
+        n_temperatures=4,
+        n_training_loops=8,
+        n_production_loops=30,
+        n_local_steps=40,
+        devices=devices,
+        progress_bar=False,
+    )
+    x0 = jnp.asarray(MIXTURE.centres[0]) + 0.1 * jax.random.normal(jax.random.key(2), (16, 3))
+    prepared = sampler._prepare(jax.random.key(0), x0)
+    replicas = prepared.initial_state.tempering.replicas.position
+    result = sampler.run(jax.random.key(0), x0)
+    return {
+        "replicas_spec": str(getattr(replicas.sharding, "spec", None)),
+        "n_devices_holding_replicas": len(replicas.sharding.device_set),
+        "mixture": mixture_figures(result),
+    }
+
+
 def bulk_draws_sharding_invariant(devices) -> bool:
     """The phases' bulk draws (local noise, global blocks) are the same on 1 and 4 devices.
 
@@ -212,6 +237,7 @@ def main(out_dir: Path) -> None:
     )
     findings["ising_4_devices"] = ising_figures(devices)
     findings["bulk_draws_sharding_invariant"] = bulk_draws_sharding_invariant(devices)
+    findings["tempered_4_devices"] = tempered_figures(devices)
 
     try:
         fm.Sampler(MIXTURE.log_prob, n_dim=3, n_chains=10, devices=devices)

@@ -119,6 +119,17 @@ def test_four_and_one_device_means_agree(four_devices):
     assert np.max(np.abs(z)) < Z_BOUND, z
 
 
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_tempered_replicas_split_with_their_chains(four_devices):
+    """Tempering on 4 devices: replicas sharded along the chain axis, exact weights."""
+    figures = four_devices["tempered_4_devices"]
+    assert figures["replicas_spec"] == four_devices["sharding"]["expected_spec"], figures
+    assert figures["n_devices_holding_replicas"] == 4
+    assert abs(figures["mixture"]["z_weight"]) < Z_BOUND, figures
+    assert np.max(np.abs(figures["mixture"]["z_mean"])) < Z_BOUND, figures
+
+
 def test_bulk_random_draws_do_not_depend_on_the_sharding(four_devices):
     """The phases' one-call generator draws split over 4 devices equal the 1-device ones."""
     assert four_devices["bulk_draws_sharding_invariant"] is True
