@@ -51,6 +51,13 @@ class RunDiagnostics:
             the chains' R-hat cannot see. It warns when training did not end with the
             flow's k-hat at most ``schedule.TRAINED_PARETO_K`` (the cap was reached, or the
             count was set).
+        round_trips: with tempering, replica round trips between the coldest and hottest
+            levels in production (0 without tempering); none warns: what the hot replicas
+            find cannot reach the chains.
+        barrier: with tempering, the communication barrier ``Lambda``, the sum over
+            neighbour pairs of the production exchange rejection rates (NaN without
+            tempering); the ladder needs about ``2 * Lambda + 1`` levels for replicas to
+            travel it freely.
         warnings: one message per failed check, each naming what to try; empty if none.
     """
 
@@ -64,6 +71,8 @@ class RunDiagnostics:
     nonfinite_share: float
     pareto_k: float
     warnings: tuple[str, ...]
+    round_trips: int = 0
+    barrier: float = float("nan")
 
     @property
     def is_trusted(self) -> bool:
@@ -116,6 +125,19 @@ def diagnose(
             "mode), so global moves rarely go there and the draws may underweight it. Train "
             "longer (max_training_loops), or use fm.HMC() for curved, heavy-tailed targets"
         )
+    round_trips, barrier = 0, float("nan")
+    if production and production[0].exchange_rate.size:
+        round_trips = int(sum(record.round_trips for record in production))
+        rates = np.nanmean([record.exchange_rate for record in production], axis=0)
+        barrier = float(np.sum(1.0 - rates))
+        if round_trips == 0:
+            messages.append(
+                "the tempered replicas made no round trip between the coldest and the "
+                f"hottest of the {config.n_temperatures} temperatures in production "
+                f"(communication barrier {barrier:.1f}), so what the hot replicas find may "
+                "not reach the chains. Raise n_temperatures (to about "
+                f"{int(np.ceil(2 * barrier + 1))}) or the number of production loops"
+            )
     return RunDiagnostics(
         n_training_loops=len(training),
         n_production_loops=len(production),
@@ -127,6 +149,8 @@ def diagnose(
         nonfinite_share=float(nonfinite_share),
         pareto_k=pareto_k,
         warnings=tuple(messages),
+        round_trips=round_trips,
+        barrier=barrier,
     )
 
 

@@ -151,7 +151,8 @@ class ExchangeSummary(NamedTuple):
 
     Attributes:
         acceptance: ``(K - 1,)`` mean exchange acceptance probability of each neighbour pair
-            (NaN for a pair the phase never tried).
+            over the phase's exchange rounds (every pair's probability is computed at every
+            round, also when the other parity's pairs are tried); NaN if the phase had none.
         round_trips: ``()`` int32 round trips (coldest -> hottest -> coldest) completed.
         betas: ``(K,)`` the ladder after the phase (adapted if the phase adapted).
     """
@@ -297,12 +298,13 @@ def _exchange(
     arrives_cold = last_end[:, 0] == 2
     last_end = last_end.at[:, 0].set(1)
     last_end = last_end.at[:, -1].set(jnp.where(last_end[:, -1] == 1, 2, last_end[:, -1]))
-    tried = is_tried.astype(carry.acceptance_sum.dtype)
+    # Every pair's acceptance probability is known at every round, tried or not: the rates
+    # average all of them (a lower-variance estimate, defined from the first round on).
     return new_states, _ExchangeCarry(
         last_end=last_end.astype(jnp.int8),
         n_exchanges=carry.n_exchanges + 1,
-        acceptance_sum=carry.acceptance_sum + tried * jnp.sum(probability, axis=0),
-        n_tries=carry.n_tries + tried * positions.shape[0],
+        acceptance_sum=carry.acceptance_sum + jnp.sum(probability, axis=0),
+        n_tries=carry.n_tries + positions.shape[0],
         round_trips=carry.round_trips + jnp.sum(arrives_cold).astype(jnp.int32),
     )
 

@@ -34,7 +34,11 @@ def _shade_production(ax: Any, is_training: np.ndarray) -> None:
 
 
 def plot_history(history: History, path: str | os.PathLike[str] | None = None) -> Any:
-    """Four panels, one point per loop: training loss, local and global acceptance, step size.
+    """Panels with one point per loop: training loss, local and global acceptance, step size.
+
+    With tempering, a third row shows the exchange acceptance of each pair of neighbouring
+    temperature levels and the ladder (inverse temperature of each level), with the round
+    trips of the run in its title.
 
     Args:
         history: a run's `History` (``n_loops`` entries, training loops first).
@@ -47,8 +51,10 @@ def plot_history(history: History, path: str | os.PathLike[str] | None = None) -
     """
     figure_class = _import_figure()
     loops = np.arange(1, history.is_training.size + 1)
-    figure = figure_class(figsize=(10, 6.5), layout="constrained")
-    axes = figure.subplots(2, 2, sharex=True)
+    is_tempered = np.asarray(history.exchange_rate).size > 0
+    n_rows = 3 if is_tempered else 2
+    figure = figure_class(figsize=(10, 3.25 * n_rows), layout="constrained")
+    axes = figure.subplots(n_rows, 2, sharex=True)
     loss = np.asarray(history.loss, dtype=float)
     trained = np.any(np.isfinite(loss), axis=1) if loss.size else np.zeros(loops.size, bool)
 
@@ -85,11 +91,32 @@ def plot_history(history: History, path: str | os.PathLike[str] | None = None) -
             ax.set_yscale("log")
     ax.set_title("step size")
 
+    if is_tempered:
+        _plot_tempering(axes[2], loops, history)
     for ax in axes.ravel():
         _shade_production(ax, np.asarray(history.is_training, dtype=bool))
         ax.grid(alpha=0.3)
-    for ax in axes[1]:
+    for ax in axes[-1]:
         ax.set_xlabel("loop (grey: production)")
     if path is not None:
         figure.savefig(os.fspath(path), dpi=100)
     return figure
+
+
+def _plot_tempering(axes: Any, loops: np.ndarray, history: History) -> None:
+    """Exchange rates per neighbour pair, and the ladder, per loop."""
+    rates = np.asarray(history.exchange_rate, dtype=float)
+    ax = axes[0]
+    colours = np.linspace(0.15, 0.85, rates.shape[1])
+    for pair, colour in enumerate(colours):
+        ax.plot(loops, rates[:, pair], "-", color=(colour, 0.3, 1 - colour), lw=1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"exchange acceptance, {rates.shape[1]} pairs (cold: blue)")
+    ax = axes[1]
+    ladder = np.asarray(history.ladder, dtype=float)
+    for level in range(1, ladder.shape[1]):
+        ax.plot(loops, ladder[:, level], "-", color="0.3", lw=1)
+    if np.all(ladder[:, 1:] > 0):
+        ax.set_yscale("log")
+    total = int(np.sum(history.round_trips))
+    ax.set_title(f"ladder (inverse temperatures); {total} round trips")

@@ -3,6 +3,7 @@
 import struct
 
 import jax
+import numpy as np
 import pytest
 
 import flowmc_like as fm
@@ -46,3 +47,17 @@ def test_plot_diagnostics_returns_a_figure_without_a_path():
     result = sampler.run(jax.random.key(0), jax.random.normal(jax.random.key(1), (4, 2)))
     figure = result.plot_diagnostics()
     assert len(figure.axes) == 4
+
+
+def test_plot_diagnostics_shows_the_exchanges_of_a_tempered_run(tmp_path):
+    sampler = fm.Sampler(
+        standard_normal, n_dim=2, n_chains=4, **TINY, global_model=None, n_temperatures=3
+    )
+    result = sampler.run(jax.random.key(0), jax.random.normal(jax.random.key(1), (4, 2)))
+    figure = result.plot_diagnostics(tmp_path / "tempered.png")
+    assert len(figure.axes) == 6
+    assert figure.axes[4].get_title().startswith("exchange acceptance, 2 pairs")
+    lines = figure.axes[4].get_lines()
+    assert len(lines) == 2
+    np.testing.assert_allclose(lines[0].get_ydata(), result.history.exchange_rate[:, 0])
+    assert "round trips" in figure.axes[5].get_title()

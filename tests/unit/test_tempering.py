@@ -184,3 +184,16 @@ def test_log_prior_cannot_temper_a_delta_log_prob() -> None:
             n_temperatures=3,
             log_prior=lambda s: 0.0,
         )
+
+
+def test_a_ladder_without_round_trips_warns() -> None:
+    """200-D Gaussian, 3 levels down to beta = 0.01: neighbours never exchange."""
+    sampler = fm.Sampler(
+        lambda x: -0.5 * jnp.sum(x**2), n_dim=200, n_chains=4, n_temperatures=3,
+        global_model=None, n_training_loops=2, n_production_loops=2, n_local_steps=10,
+        progress_bar=False,
+    )  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="no round trip"):
+        result = sampler.run(jax.random.key(0), jnp.zeros((4, 200)))
+    assert result.diagnostics.round_trips == 0
+    assert result.diagnostics.barrier > 1.5
