@@ -37,6 +37,7 @@ from flowmc_like.target import (
     restart_nonfinite_chains,
     restart_nonfinite_replicas,
 )
+from flowmc_like.tempering import HotDraws
 
 __all__ = ["PreparedRun", "prepare_run"]
 
@@ -141,10 +142,14 @@ def prepare_run(
             local_draws = jax.ShapeDtypeStruct((n_chains, config.n_kept_local, n_dim), dtype)
             global_draws = jax.ShapeDtypeStruct((n_chains, config.n_kept_global, n_dim), dtype)
             train_keys = key_data_info.update(shape=(2, *loop_key.shape))
+            hot = betas = None
+            if config.is_tempered:
+                hot = _hot_draws_info(kernel, config, n_chains, n_dim, dtype)
+                betas = tempering.betas
             compiler.submit(
                 "train",
                 programs.train.lower(
-                    train_keys, train_state, buffer, local_draws, global_draws, data
+                    train_keys, train_state, buffer, local_draws, global_draws, hot, betas, data
                 ),
             )
             compiler.submit(
@@ -197,6 +202,18 @@ def prepare_run(
         layout=layout,
         data=data,
         latent_mode=latent_mode(model, config),
+    )
+
+
+def _hot_draws_info(
+    kernel: AbstractLocalKernel, config: SamplerConfig, n_chains: int, n_dim: int, dtype: Any
+) -> HotDraws:
+    """Shapes of the hot replicas' draws a tempered local phase returns (`HotDraws`)."""
+    n_rounds = config.n_local_steps // kernel.steps_per_exchange
+    shape = (n_chains, n_rounds, config.n_temperatures - 1)
+    log_dtype = dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
+    return HotDraws(
+        jax.ShapeDtypeStruct((*shape, n_dim), dtype), jax.ShapeDtypeStruct(shape, log_dtype)
     )
 
 

@@ -231,7 +231,7 @@ def _run_one_loop(
     states, tempering, adapt_state, local_trace, local_summary, step_size, final_params = (
         local_outputs[:7]
     )
-    exchange = local_outputs[7]
+    exchange, hot = local_outputs[7:]
     buffer = state.buffer
     global_trace = global_summary = losses = is_finite = new_state = None
     if programs.global_ is not None:
@@ -239,8 +239,16 @@ def _run_one_loop(
             key_global, states, train_state.params, data
         )
         if is_training:
+            betas = None if tempering is None else tempering.betas
             buffer, new_state, losses, is_finite = programs.train(
-                key_train, train_state, buffer, local_trace.position, global_trace.position, data
+                key_train,
+                train_state,
+                buffer,
+                local_trace.position,
+                global_trace.position,
+                hot,
+                betas,
+                data,
             )
     traces = [trace for trace in (local_trace, global_trace) if trace is not None]
     host = layout.to_host(

@@ -37,6 +37,7 @@ from flowmc_like.tempering import (
     TemperingState,
     init_ladder,
     init_tempering,
+    reweighted_hot_examples,
     run_tempered_local_phase,
 )
 from flowmc_like.training.data import (
@@ -97,6 +98,11 @@ class Programs(NamedTuple):
     local: Callable[..., Any]
     global_: Callable[..., Any] | None
     train: Callable[..., Any] | None
+
+
+HOT_EXAMPLE_SHARE = 0.25
+"""With tempering, the share of each training loop's examples drawn from the hot replicas
+(reweighted towards ``beta = 1``); the rest are the chains' own draws."""
 
 
 def has_global_moves(model: AbstractGlobalModel | None, config: SamplerConfig) -> bool:
@@ -164,17 +170,17 @@ def program_shardings(
         ),
         # (key, states, tempering, adapt_state, frozen_params, is_adapting, model_params,
         #  in_latent, restart, data) -> (states, tempering, adapt_state, trace, summary,
-        #  step size, final params, exchange summary)
+        #  step size, final params, exchange summary, hot replicas' draws)
         "local": (
             (replicated, chains, state.tempering, *(replicated,) * 7),
-            (chains, state.tempering, replicated, chains, chains, *(replicated,) * 3),
+            (chains, state.tempering, replicated, chains, chains, *(replicated,) * 3, chains),
         ),
         # (key, states, model_params, data) -> (states, trace, summary)
         "global": ((replicated, chains, replicated, replicated), (chains, chains, chains)),
-        # (key, train_state, window, local draws, global draws, data)
+        # (key, train_state, window, local draws, global draws, hot draws, ladder, data)
         # -> (window, train_state, losses, is_finite)
         "train": (
-            (replicated, replicated, state.buffer, chains, chains, replicated),
+            (replicated, replicated, state.buffer, chains, chains, chains, replicated, replicated),
             (state.buffer, replicated, replicated, replicated),
         ),
     }
@@ -272,7 +278,7 @@ def build_programs(
         max_temperature = DEFAULT_MAX_TEMPERATURE if flat_log_prior is None else float("inf")
 
     def local_tempered(key, states, tempering, adapt_state, frozen_params, is_adapting, data):
-        states, tempering, adapt_state, (cold, infos), exchange = run_tempered_local_phase(
+        states, tempering, adapt_state, (cold, infos), exchange, hot = run_tempered_local_phase(
             kernel,
             adaptation,
             tempered_target,
@@ -292,7 +298,7 @@ def build_programs(
             infos.is_nonfinite,
         )  # fmt: skip
         trace = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), trace)
-        return states, tempering, adapt_state, trace, exchange
+        return states, tempering, adapt_state, trace, exchange, hot
 
     def local_in_x(key, states, adapt_state, frozen_params, is_adapting, log_prob_fn):
         return run_local_phase(
@@ -344,7 +350,7 @@ def build_programs(
         the step size adapted in ``x``-space does not fit the flow's space.
         """
         if tempered:
-            states, tempering, adapt_state, trace, exchange = local_tempered(
+            states, tempering, adapt_state, trace, exchange, hot = local_tempered(
                 wrap(key_data), states, tempering, adapt_state, frozen_params, is_adapting, data
             )
             n_levels = config.n_temperatures
@@ -353,7 +359,8 @@ def build_programs(
             trace, summary = summarize_and_thin(trace, config.thinning)
             step_size = kernel.step_size_of(jax.tree.map(lambda leaf: leaf[0], used_params))
             final = jax.vmap(adaptation.final, axis_size=n_levels)(adapt_state)
-            return states, tempering, adapt_state, trace, summary, step_size, final, exchange
+            outputs = (states, tempering, adapt_state, trace, summary, step_size, final)
+            return *outputs, exchange, hot
         log_prob_fn = functools.partial(flat_log_prob, data=data)
         if mode == "auto":
             restarted = adaptation.init(initial_kernel_params, states.position)
@@ -373,7 +380,7 @@ def build_programs(
         trace, summary = summarize_and_thin(trace, config.thinning)
         step_size = kernel.step_size_of(used_params)
         final = adaptation.final(adapt_state)
-        return states, tempering, adapt_state, trace, summary, step_size, final, None
+        return states, tempering, adapt_state, trace, summary, step_size, final, None, None
 
     if not has_global:
         return Programs(setup, local, None, None)
@@ -396,7 +403,13 @@ def build_programs(
         return init_kernel_states(kernel, log_prob_fn, final.position), trace, summary
 
     @jit("train")
-    def train(key_data, train_state, buffer, local_draws, global_draws, data):
+    def train(key_data, train_state, buffer, local_draws, global_draws, hot, betas, data):
+        """Append the loop's draws to the window and fit the model to examples from it.
+
+        With tempering, `HOT_EXAMPLE_SHARE` of the examples are the hot replicas' draws
+        reweighted towards ``beta = 1`` (`reweighted_hot_examples`), so the flow also
+        proposes where only the hot replicas have been yet.
+        """
         buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
         key_select, key_train = wrap(key_data[0]), wrap(key_data[1])
         validation = None
@@ -410,6 +423,11 @@ def build_programs(
             )
         else:
             examples = select_training_data(key_select, buffer, config.n_max_examples)
+        if hot is not None:
+            n_hot = max(int(HOT_EXAMPLE_SHARE * config.n_max_examples), 1)
+            key_hot = jax.random.fold_in(key_select, 3)
+            hot_examples = reweighted_hot_examples(key_hot, hot, betas, n_hot)
+            examples = examples.at[-n_hot:].set(hot_examples.astype(examples.dtype))
         n_statistics = config.n_statistics_examples(n_chains, n_dim)
         statistics_examples = None
         if isinstance(model, AbstractFlow) and n_statistics > config.n_max_examples:

@@ -50,6 +50,7 @@ from flowmc_like.phases import select_tree
 __all__ = [
     "DEFAULT_MAX_TEMPERATURE",
     "ExchangeSummary",
+    "HotDraws",
     "TemperedTarget",
     "TemperingState",
     "adapted_ladder",
@@ -57,6 +58,7 @@ __all__ = [
     "exchange_source",
     "init_ladder",
     "init_tempering",
+    "reweighted_hot_examples",
     "run_tempered_local_phase",
     "tempered_log_prob",
 ]
@@ -266,6 +268,107 @@ def _swap_levels(tree: Any, source: Array) -> Any:
     return jax.tree.map(take, tree)
 
 
+class HotDraws(NamedTuple):
+    """The hot replicas' positions at exchange rounds, with their tempered part.
+
+    Attributes:
+        position: ``(..., K - 1, n_dim)`` positions of levels ``1 .. K - 1``.
+        log_likelihood: ``(..., K - 1)`` their ``L = log p - log_prior``.
+    """
+
+    position: Array
+    log_likelihood: Array
+
+
+HOT_EXAMPLE_ESS = 0.5
+"""The share of a level's draws its partial importance weights keep as effective draws."""
+
+
+def _partial_weights(log_weight: Array, min_ess_share: float, n_bisections: int = 20) -> Array:
+    """Normalised weights ``w**gamma`` per column, ``gamma`` as large as the ESS allows.
+
+    ``gamma`` is the largest in [0, 1] keeping an effective sample size of at least
+    ``min_ess_share`` of the column's finite entries.
+
+    Args:
+        log_weight: ``(n, L)`` log weights (-inf where a draw is excluded).
+        min_ess_share: the ESS to keep, as a share of the finite entries.
+        n_bisections: bisection steps on ``gamma``.
+
+    Returns:
+        ``(n, L)`` weights, each column summing to 1 (0 for a column with no finite entry).
+    """
+    is_finite = jnp.isfinite(log_weight)
+    n_finite = jnp.sum(is_finite, axis=0)
+    centred = log_weight - jnp.max(jnp.where(is_finite, log_weight, -jnp.inf), axis=0)
+    centred = jnp.where(is_finite, centred, -jnp.inf)
+
+    def normalised(gamma: Array) -> Array:
+        weight = jnp.where(is_finite, jnp.exp(gamma * jnp.where(is_finite, centred, 0.0)), 0.0)
+        return weight / jnp.maximum(jnp.sum(weight, axis=0), jnp.finfo(weight.dtype).tiny)
+
+    def ess(gamma: Array) -> Array:
+        weight = normalised(gamma)
+        return 1.0 / jnp.maximum(jnp.sum(weight**2, axis=0), jnp.finfo(weight.dtype).tiny)
+
+    target = min_ess_share * n_finite
+    low = jnp.zeros(log_weight.shape[1], log_weight.dtype)
+    high = jnp.ones_like(low)
+    full = ess(high) >= target
+
+    def bisect(_: int, bounds: tuple[Array, Array]) -> tuple[Array, Array]:
+        low, high = bounds
+        middle = 0.5 * (low + high)
+        keeps = ess(middle) >= target
+        return jnp.where(keeps, middle, low), jnp.where(keeps, high, middle)
+
+    low, _ = jax.lax.fori_loop(0, n_bisections, bisect, (low, high))
+    weight = normalised(jnp.where(full, 1.0, low))
+    return jnp.where(n_finite > 0, weight, 0.0)
+
+
+def reweighted_hot_examples(key: PRNGKey, hot: HotDraws, betas: Array, n_examples: int) -> Array:
+    """Hot replicas' draws resampled with partial importance weights towards ``beta = 1``.
+
+    A draw of level ``k`` (density ``prior * exp(beta_k L)``) has the importance weight
+    ``exp((1 - beta_k) L)`` to the target. Exact weights collapse on the few draws of the
+    narrowest, densest mode (at a hot level the broad modes hold most draws; that is how the
+    hot replicas find them), and would teach the flow nothing new; so each level's weights
+    are raised to the largest power ``gamma <= 1`` that keeps half its draws effective
+    (`HOT_EXAMPLE_ESS`). Levels are pooled with shares proportional to ``beta_k``, so the
+    least tempered (closest in shape to the target) contribute most. The result covers
+    where the hot replicas went, modes the chains have not reached included, in shapes
+    between the tempered and the target's: a flow trained on them also proposes there. The
+    flow is only the global move's proposal, so whatever it trains on, the global move stays
+    exact.
+
+    Args:
+        key: PRNG key.
+        hot: draws with leaves ``(n_chains, n_rounds, K - 1, ...)``.
+        betas: ``(K,)`` the ladder.
+        n_examples: draws to return (static).
+
+    Returns:
+        ``(n_examples, n_dim)`` draws.
+    """
+    n_levels = betas.shape[0] - 1
+    position = hot.position.reshape(-1, n_levels, hot.position.shape[-1])
+    log_likelihood = hot.log_likelihood.reshape(-1, n_levels)
+    log_weight = (1 - betas[1:].astype(log_likelihood.dtype)) * log_likelihood
+    weight = _partial_weights(
+        jnp.where(jnp.isfinite(log_weight), log_weight, -jnp.inf), HOT_EXAMPLE_ESS
+    )
+    level_share = betas[1:].astype(weight.dtype) * (jnp.sum(weight, axis=0) > 0)
+    level_share = level_share / jnp.maximum(jnp.sum(level_share), 1e-30)
+    pooled = (weight * level_share).reshape(-1)
+    total = jnp.sum(pooled)
+    probability = jnp.where(total > 0, pooled / jnp.maximum(total, 1e-30), 1.0 / pooled.size)
+    cumulative = jnp.cumsum(probability)
+    uniforms = jax.random.uniform(key, (n_examples,), cumulative.dtype) * cumulative[-1]
+    index = jnp.clip(jnp.searchsorted(cumulative, uniforms, side="right"), 0, pooled.size - 1)
+    return position.reshape(-1, position.shape[-1])[index]
+
+
 class _ExchangeCarry(NamedTuple):
     last_end: Array  # (n_chains, K) int8
     n_exchanges: Array  # () int32
@@ -282,8 +385,12 @@ def _exchange(
     states: Any,
     carry: _ExchangeCarry,
     uniforms: Array,
-) -> tuple[Any, _ExchangeCarry]:
-    """One deterministic even/odd exchange round between neighbouring levels of every chain."""
+) -> tuple[Any, _ExchangeCarry, HotDraws]:
+    """One deterministic even/odd exchange round between neighbouring levels of every chain.
+
+    Returns the new states, the updated statistics and the hot replicas' positions after the
+    round with their tempered part ``L`` (training data, see `reweighted_hot_examples`).
+    """
     positions = states.position  # (n_chains, K, n_dim)
     n_levels = betas.shape[0]
     log_likelihood = jax.vmap(jax.vmap(lambda x: target.log_likelihood(x, data)))(positions)
@@ -300,13 +407,16 @@ def _exchange(
     last_end = last_end.at[:, -1].set(jnp.where(last_end[:, -1] == 1, 2, last_end[:, -1]))
     # Every pair's acceptance probability is known at every round, tried or not: the rates
     # average all of them (a lower-variance estimate, defined from the first round on).
-    return new_states, _ExchangeCarry(
+    carry = _ExchangeCarry(
         last_end=last_end.astype(jnp.int8),
         n_exchanges=carry.n_exchanges + 1,
         acceptance_sum=carry.acceptance_sum + jnp.sum(probability, axis=0),
         n_tries=carry.n_tries + positions.shape[0],
         round_trips=carry.round_trips + jnp.sum(arrives_cold).astype(jnp.int32),
     )
+    swapped_log_likelihood = jnp.take_along_axis(log_likelihood, source, axis=1)
+    hot = HotDraws(swapped_positions[:, 1:], swapped_log_likelihood[:, 1:].astype(dtype))
+    return new_states, carry, hot
 
 
 def _noise_inputs(
@@ -341,7 +451,7 @@ def run_tempered_local_phase(
     frozen_params: PyTree,
     is_adapting: Array,
     n_adapting_phases: int,
-) -> tuple[Any, TemperingState, PyTree, Any, ExchangeSummary]:
+) -> tuple[Any, TemperingState, PyTree, Any, ExchangeSummary, HotDraws]:
     """``n_steps`` local steps of every chain and replica, with exchanges between levels.
 
     Every level steps with its own kernel params (``adapt_state``, ``frozen_params`` and
@@ -368,7 +478,8 @@ def run_tempered_local_phase(
     Returns:
         The chains' new states, the new `TemperingState`, the new adaptation state, the
         per-step records of the chains ``(states, infos)`` with leaves ``(n_steps,
-        n_chains, ...)``, and the phase's `ExchangeSummary`.
+        n_chains, ...)``, the phase's `ExchangeSummary`, and the hot replicas' positions
+        after every exchange round (`HotDraws`, leaves ``(n_chains, n_rounds, K - 1, ...)``).
     """
     betas = tempering.betas
     n_levels = betas.shape[0]
@@ -380,7 +491,8 @@ def run_tempered_local_phase(
     n_chains = all_states.position.shape[0]
     key_noise, key_exchange = jax.random.split(key)
     inputs, has_noise = _noise_inputs(kernel, key_noise, all_states.position, n_steps)
-    exchange_uniforms = jax.random.uniform(key_exchange, (n_steps, n_chains, n_levels - 1))
+    n_rounds = n_steps // exchange_interval
+    exchange_uniforms = jax.random.uniform(key_exchange, (n_rounds, n_chains, n_levels - 1))
 
     def one_chain_step(step_input: Any, state: Any, beta: Array, params: PyTree):
         level_kernel = kernel.tempered(beta)
@@ -397,25 +509,27 @@ def run_tempered_local_phase(
     step_levels = jax.vmap(one_level, in_axes=(1, 1, 0, 0), out_axes=1)
     update_levels = jax.vmap(adaptation.update, in_axes=(0, 1, 1))
 
-    def one_step(carry, step):
-        all_states, adapt_state, exchange = carry
-        step_input, uniforms, index = step
-        params = select_tree(
-            is_adapting,
-            jax.vmap(adaptation.current, axis_size=n_levels)(adapt_state),
-            frozen_params,
-        )
+    def local_step(carry, step_input):
+        all_states, adapt_state = carry
+        current = jax.vmap(adaptation.current, axis_size=n_levels)(adapt_state)
+        params = select_tree(is_adapting, current, frozen_params)
         all_states, infos = step_levels(step_input, all_states, betas, params)
         updated = update_levels(adapt_state, all_states.position, infos)
         adapt_state = select_tree(is_adapting, updated, adapt_state)
-        all_states, exchange = jax.lax.cond(
-            (index + 1) % exchange_interval == 0,
-            lambda: _exchange(kernel, target, data, betas, all_states, exchange, uniforms),
-            lambda: (all_states, exchange),
-        )
         cold = jax.tree.map(lambda leaf: leaf[:, 0], all_states)
         cold_infos = jax.tree.map(lambda leaf: leaf[:, 0], infos)
-        return (all_states, adapt_state, exchange), (cold, cold_infos)
+        return (all_states, adapt_state), (cold, cold_infos)
+
+    def one_round(carry, round_input):
+        all_states, adapt_state, exchange = carry
+        step_inputs, uniforms = round_input
+        (all_states, adapt_state), records = jax.lax.scan(
+            local_step, (all_states, adapt_state), step_inputs
+        )
+        all_states, exchange, hot = _exchange(
+            kernel, target, data, betas, all_states, exchange, uniforms
+        )
+        return (all_states, adapt_state, exchange), (records, hot)
 
     dtype = all_states.log_prob.dtype
     exchange = _ExchangeCarry(
@@ -425,10 +539,24 @@ def run_tempered_local_phase(
         n_tries=jnp.zeros(n_levels - 1, dtype),
         round_trips=jnp.zeros((), jnp.int32),
     )
-    steps = (inputs, exchange_uniforms, jnp.arange(n_steps))
-    (all_states, adapt_state, exchange), records = jax.lax.scan(
-        one_step, (all_states, adapt_state, exchange), steps
+    # rounds of `exchange_interval` steps, each ending with an exchange; then the rest
+    n_rounds, n_rest = divmod(n_steps, exchange_interval)
+    n_in_rounds = n_rounds * exchange_interval
+    round_inputs = jax.tree.map(
+        lambda leaf: leaf[:n_in_rounds].reshape(n_rounds, exchange_interval, *leaf.shape[1:]),
+        inputs,
     )
+    (all_states, adapt_state, exchange), (round_records, hot) = jax.lax.scan(
+        one_round, (all_states, adapt_state, exchange), (round_inputs, exchange_uniforms)
+    )
+    records = jax.tree.map(lambda leaf: leaf.reshape(n_in_rounds, *leaf.shape[2:]), round_records)
+    if n_rest:
+        rest_inputs = jax.tree.map(lambda leaf: leaf[n_in_rounds:], inputs)
+        (all_states, adapt_state), rest_records = jax.lax.scan(
+            local_step, (all_states, adapt_state), rest_inputs
+        )
+        records = jax.tree.map(lambda a, b: jnp.concatenate([a, b], axis=0), records, rest_records)
+    hot = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), hot)  # chain-first
     ended = jax.vmap(
         lambda state: adaptation.end_phase(state, n_adapting_phases), axis_size=n_levels
     )(adapt_state)
@@ -450,4 +578,4 @@ def run_tempered_local_phase(
         n_exchanges=exchange.n_exchanges,
     )
     summary = ExchangeSummary(acceptance, exchange.round_trips, new_betas)
-    return cold, tempering, adapt_state, records, summary
+    return cold, tempering, adapt_state, records, summary, hot

@@ -197,3 +197,31 @@ def test_a_ladder_without_round_trips_warns() -> None:
         result = sampler.run(jax.random.key(0), jnp.zeros((4, 200)))
     assert result.diagnostics.round_trips == 0
     assert result.diagnostics.barrier > 1.5
+
+
+def test_partial_weights_keep_half_the_draws_effective() -> None:
+    from flowmc_like.tempering import _partial_weights
+
+    benign = jnp.log(jnp.linspace(1.0, 2.0, 100))[:, None]
+    np.testing.assert_allclose(
+        _partial_weights(benign, 0.5)[:, 0], jnp.linspace(1.0, 2.0, 100) / 150.0, rtol=1e-5
+    )
+    collapsed = jnp.concatenate([jnp.zeros(99), jnp.asarray([40.0])])[:, None]
+    weight = _partial_weights(collapsed, 0.5)[:, 0]
+    ess = 1.0 / np.sum(np.asarray(weight) ** 2)
+    assert 49 <= ess <= 55 and float(weight[-1]) > float(weight[0])
+    excluded = jnp.full((4, 1), -jnp.inf)
+    np.testing.assert_array_equal(_partial_weights(excluded, 0.5), 0.0)
+
+
+def test_hot_examples_come_from_the_hot_draws_and_favour_cold_levels() -> None:
+    from flowmc_like.tempering import HotDraws, reweighted_hot_examples
+
+    # level 1 (beta 0.5) at x = +1, level 2 (beta 0.1) at x = -1, equal likelihoods
+    position = jnp.stack([jnp.ones((8, 5, 1)), -jnp.ones((8, 5, 1))], axis=2)
+    hot = HotDraws(position, jnp.zeros((8, 5, 2)))
+    examples = reweighted_hot_examples(jax.random.key(0), hot, jnp.asarray([1.0, 0.5, 0.1]), 3000)
+    assert examples.shape == (3000, 1)
+    assert set(np.unique(np.asarray(examples))) == {-1.0, 1.0}
+    share = float(np.mean(np.asarray(examples) > 0))
+    assert abs(share - 0.5 / 0.6) < 0.03  # level shares proportional to beta
