@@ -11,6 +11,10 @@ both, and the map back; this module wraps them as a `ModelTarget`:
 - ``target.n_dim`` and ``target.initial_position(key, n_chains)``: starting points from the
   PPL's own initialisation (numpyro's ``init_to_uniform``: uniform in ``(-2, 2)`` in the
   unconstrained space; PyMC's initial point jittered by ``U(-1, 1)``).
+- ``target.log_prior``: the model's prior alone on the same unconstrained position (the
+  log-Jacobian included, every observed site's and factor's term left out), so
+  ``log_prob - log_prior`` is the log likelihood. Tempering (``Sampler(n_temperatures=...)``)
+  uses it to temper the likelihood only; the hottest replica then samples the prior.
 - ``target.constrain(flat)``: unconstrained draws ``(..., n_dim)`` -> ``{name: (..., *shape)}``
   of constrained values, deterministic sites included.
 
@@ -76,11 +80,14 @@ class ModelLogDensity:
             unconstrained space).
         constrain_one: ``(n_dim,)`` -> ``{name: constrained value}`` for one position.
         n_dim: length of the flat position.
+        log_prior: ``(n_dim,)`` -> the prior's log density on the same unconstrained
+            position (Jacobian included, observed sites and factors left out), or None.
     """
 
     log_density: Callable[[Array], Array]
     constrain_one: Callable[[Array], dict[str, Array]]
     n_dim: int
+    log_prior: Callable[[Array], Array] | None = None
 
     def __call__(self, x: Array) -> Array:
         """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``."""
@@ -110,6 +117,11 @@ class ModelTarget:
     n_dim: int
     names: tuple[str, ...]
     initial_positions: Callable[[PRNGKey, int], Array]
+
+    @property
+    def log_prior(self) -> Callable[[Array], Array] | None:
+        """The model's log prior on the flat unconstrained position (see the module)."""
+        return self.log_prob.log_prior
 
     def initial_position(self, key: PRNGKey, n_chains: int) -> Array:
         """``(n_chains, n_dim)`` unconstrained starting points from the PPL's initialisation."""
@@ -184,6 +196,12 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
     def constrain_one(x: Array) -> dict[str, Array]:
         return postprocess_fn(unravel(x))
 
+    log_likelihood = _numpyro_log_likelihood(model, model_args, model_kwargs)
+
+    def log_prior(x: Array) -> Array:
+        unconstrained = unravel(x)
+        return -potential_fn(unconstrained) - log_likelihood(unconstrained)
+
     def initial_positions(key: PRNGKey, n_chains: int) -> Array:
         keys = _raw_key(jax.random.split(key, n_chains))
         z = initialize(keys).param_info.z
@@ -191,11 +209,38 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
 
     n_dim = int(flat_example.shape[0])
     return ModelTarget(
-        log_prob=ModelLogDensity(log_density, constrain_one, n_dim),
+        log_prob=ModelLogDensity(log_density, constrain_one, n_dim, log_prior),
         n_dim=n_dim,
         names=tuple(sorted(example)),
         initial_positions=initial_positions,
     )
+
+
+def _numpyro_log_likelihood(
+    model: Callable[..., Any], model_args: tuple[Any, ...], model_kwargs: dict[str, Any]
+) -> Callable[[dict[str, Array]], Array]:
+    """Unconstrained latent values -> the sum of every observed site's log density.
+
+    ``numpyro.factor`` terms are observed sites too, so they count as likelihood. Site
+    scales and masks apply as in the model's log joint.
+    """
+    from numpyro.infer.util import constrain_fn
+    from numpyro.infer.util import log_density as numpyro_log_density
+
+    def log_likelihood(unconstrained: dict[str, Array]) -> Array:
+        params = constrain_fn(model, model_args, model_kwargs, unconstrained)
+        _, trace = numpyro_log_density(model, model_args, model_kwargs, params)
+        total = jnp.zeros(())
+        for site in trace.values():
+            if site["type"] != "sample" or not site["is_observed"]:
+                continue
+            log_prob = site["fn"].log_prob(site["value"])
+            if site.get("scale") is not None:
+                log_prob = site["scale"] * log_prob
+            total = total + jnp.sum(log_prob)
+        return total
+
+    return log_likelihood
 
 
 def from_pymc(model: Any) -> ModelTarget:
@@ -236,6 +281,9 @@ def from_pymc(model: Any) -> ModelTarget:
     offsets = np.cumsum([0, *sizes])
     n_dim = int(offsets[-1])
     logp = get_jaxified_logp(model)
+    prior_graph = get_jaxified_graph(
+        inputs=value_vars, outputs=[model.logp(vars=model.free_RVs, jacobian=True)]
+    )
     outputs = list(model.unobserved_value_vars)
     constrained_graph = get_jaxified_graph(inputs=value_vars, outputs=outputs)
     output_names = [v.name for v in outputs]
@@ -252,12 +300,15 @@ def from_pymc(model: Any) -> ModelTarget:
     def constrain_one(x: Array) -> dict[str, Array]:
         return dict(zip(output_names, constrained_graph(*split(x)), strict=True))
 
+    def log_prior(x: Array) -> Array:
+        return jnp.asarray(prior_graph(*split(x))[0]).reshape(())
+
     def initial_positions(key: PRNGKey, n_chains: int) -> Array:
         jitter = jax.random.uniform(key, (n_chains, n_dim), minval=-1.0, maxval=1.0)
         return jnp.asarray(flat_initial) + jitter.astype(flat_initial.dtype)
 
     return ModelTarget(
-        log_prob=ModelLogDensity(log_density, constrain_one, n_dim),
+        log_prob=ModelLogDensity(log_density, constrain_one, n_dim, log_prior),
         n_dim=n_dim,
         names=tuple(v.name for v in value_vars),
         initial_positions=initial_positions,

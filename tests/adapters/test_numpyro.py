@@ -113,3 +113,57 @@ def test_eight_schools_matches_numpyro_nuts():
     assert np.all(z < 4.5), dict(zip(ours.index, z.round(2), strict=True))
     sd_rel = np.abs(ours["sd"].to_numpy() / sd - 1)
     assert np.all(sd_rel < 0.15), dict(zip(ours.index, sd_rel.round(3), strict=True))
+
+
+def normal_with_factor(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 2.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+    with numpyro.plate("n", len(y)):
+        numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+    numpyro.factor("penalty", -0.5 * mu**2)
+    numpyro.deterministic("precision", 1.0 / sigma**2)
+
+
+def test_log_prior_is_the_prior_with_its_jacobian_and_the_rest_is_the_likelihood():
+    """log_prior = prior densities + log-Jacobian; log_prob - log_prior = observations + factor."""
+    y = np.random.default_rng(0).normal(1.0, 0.7, 20)
+    target = fm.from_numpyro(normal_with_factor, y)
+    assert target.log_prior is target.log_prob.log_prior
+    for mu, log_sigma in ((0.3, -0.2), (-1.5, 0.8), (2.0, -1.1)):
+        x = jnp.array([mu, log_sigma])
+        sigma = math.exp(log_sigma)
+        prior = dist.Normal(0.0, 2.0).log_prob(mu) + dist.HalfNormal(1.0).log_prob(sigma)
+        likelihood = dist.Normal(mu, sigma).log_prob(y).sum() - 0.5 * mu**2
+        np.testing.assert_allclose(target.log_prior(x), prior + log_sigma, rtol=1e-5)
+        np.testing.assert_allclose(target.log_prob(x) - target.log_prior(x), likelihood, rtol=1e-5)
+    values = jax.vmap(jax.jit(target.log_prior))(jnp.zeros((3, 2)))
+    assert values.shape == (3,) and np.allclose(values, values[0])
+
+
+def squared_mean(y):
+    """y ~ N(theta^2, sigma): theta and -theta explain the data equally (two modes)."""
+    theta = numpyro.sample("theta", dist.Normal(0.0, 3.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2.0))
+    with numpyro.plate("n", len(y)):
+        numpyro.sample("y", dist.Normal(theta**2, sigma), obs=y)
+
+
+@pytest.mark.slow
+@pytest.mark.statistical
+def test_likelihood_tempering_finds_both_signs_of_a_symmetric_posterior():
+    """Every chain starts at theta = +2; the modes at +-2 are ~0.1 wide and 4 apart. With
+    the likelihood tempered (the hottest replica samples the prior) both are found, each
+    with weight 1/2 by symmetry."""
+    from flowmc_like.exporters.arviz import ess_bulk
+
+    y = np.asarray(4.0 + np.random.default_rng(1).normal(0.0, 1.0, 30))
+    target = fm.from_numpyro(squared_mean, y)
+    sampler = fm.Sampler(target, n_chains=16, n_temperatures=6, progress_bar=False)
+    assert sampler.log_prior is target.log_prior
+    x0 = jnp.tile(jnp.array([2.0, 0.0]), (16, 1))
+    result = sampler.run(jax.random.key(0), x0)
+    positive = (np.asarray(result.samples["theta"]) > 0).astype(float)[..., None]
+    share, ess = positive.mean(), float(ess_bulk(positive)[0])
+    assert ess > 100
+    assert abs(share - 0.5) / math.sqrt(0.25 / ess) < 4, (share, ess)
+    assert result.history.ladder[-1, -1] == 0.0  # the hottest level is the prior
