@@ -149,6 +149,12 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
     values, deterministic sites included). Latent sites are flattened in numpyro's order
     (sorted by name).
 
+    ``target.log_prior`` is the ``potential_fn`` of the same model with its observed sample
+    sites hidden (``numpyro.handlers.block``): the same latent sites, transforms and flat
+    layout, the log-Jacobian kept. Observed means observed in the model's trace with these
+    arguments: ``obs=`` sites (in plates or scans), ``numpyro.factor`` terms and sites fixed
+    by ``numpyro.handlers.condition`` all count as likelihood.
+
     Args:
         model: a numpyro model function.
         *model_args: positional arguments of ``model`` (e.g. the observed data).
@@ -178,9 +184,9 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
         raise ImportError("from_numpyro needs numpyro: pip install numpyro") from error
     from jax.flatten_util import ravel_pytree
 
-    def initialize(raw_key: Array) -> Any:
+    def initialize(raw_key: Array, of: Callable[..., Any] = model) -> Any:
         return initialize_model(
-            raw_key, model, model_args=model_args, model_kwargs=model_kwargs or None
+            raw_key, of, model_args=model_args, model_kwargs=model_kwargs or None
         )
 
     info = initialize(jax.random.PRNGKey(0))
@@ -196,11 +202,11 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
     def constrain_one(x: Array) -> dict[str, Array]:
         return postprocess_fn(unravel(x))
 
-    log_likelihood = _numpyro_log_likelihood(model, model_args, model_kwargs)
+    prior_model = _numpyro_prior_model(model, _numpyro_observed_sites(info.model_trace))
+    prior_potential_fn = initialize(jax.random.PRNGKey(0), prior_model).potential_fn
 
     def log_prior(x: Array) -> Array:
-        unconstrained = unravel(x)
-        return -potential_fn(unconstrained) - log_likelihood(unconstrained)
+        return -prior_potential_fn(unravel(x))
 
     def initial_positions(key: PRNGKey, n_chains: int) -> Array:
         keys = _raw_key(jax.random.split(key, n_chains))
@@ -216,31 +222,27 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
     )
 
 
-def _numpyro_log_likelihood(
-    model: Callable[..., Any], model_args: tuple[Any, ...], model_kwargs: dict[str, Any]
-) -> Callable[[dict[str, Array]], Array]:
-    """Unconstrained latent values -> the sum of every observed site's log density.
+def _numpyro_observed_sites(model_trace: dict[str, Any]) -> frozenset[str]:
+    """Names of the observed sample sites (``obs=``, ``numpyro.factor``) of a model trace."""
+    return frozenset(
+        name
+        for name, site in model_trace.items()
+        if site["type"] == "sample" and site["is_observed"]
+    )
 
-    ``numpyro.factor`` terms are observed sites too, so they count as likelihood. Site
-    scales and masks apply as in the model's log joint.
+
+def _numpyro_prior_model(model: Callable[..., Any], observed: frozenset[str]) -> Callable[..., Any]:
+    """``model`` with the ``observed`` sites hidden: its log joint is the prior alone.
+
+    ``numpyro.handlers.block`` hides the sites from the trace that numpyro's log density
+    sums over; the latent sites, their order and their transforms are unchanged. The sites
+    are hidden by name, not by being observed: numpyro adds each transform's log-Jacobian
+    as an observed ``numpyro.factor`` site (``_<name>_log_det``) while the model runs, and
+    that one must stay in.
     """
-    from numpyro.infer.util import constrain_fn
-    from numpyro.infer.util import log_density as numpyro_log_density
+    from numpyro.handlers import block
 
-    def log_likelihood(unconstrained: dict[str, Array]) -> Array:
-        params = constrain_fn(model, model_args, model_kwargs, unconstrained)
-        _, trace = numpyro_log_density(model, model_args, model_kwargs, params)
-        total = jnp.zeros(())
-        for site in trace.values():
-            if site["type"] != "sample" or not site["is_observed"]:
-                continue
-            log_prob = site["fn"].log_prob(site["value"])
-            if site.get("scale") is not None:
-                log_prob = site["scale"] * log_prob
-            total = total + jnp.sum(log_prob)
-        return total
-
-    return log_likelihood
+    return block(model, hide=sorted(observed))
 
 
 def from_pymc(model: Any) -> ModelTarget:
@@ -251,6 +253,10 @@ def from_pymc(model: Any) -> ModelTarget:
     value variables to ``model.unobserved_value_vars`` (constrained values and
     deterministics) for the map back. Starting points are PyMC's initial point plus
     ``U(-1, 1)`` jitter in the unconstrained space, as PyMC's own samplers start.
+
+    ``target.log_prior`` is ``model.logp(vars=model.free_RVs, jacobian=True)``, jaxified the
+    same way: the free variables' log densities with their transforms' Jacobians; observed
+    variables and ``pm.Potential`` terms count as likelihood.
 
     PyMC's JAX export (pytensor) sets ``jax_enable_x64`` for the whole process to match
     pytensor's ``floatX`` (float64 by default), so runs after this call are in float64 unless

@@ -59,3 +59,41 @@ def test_constrained_draws_stay_in_the_support_and_keep_their_names():
     np.testing.assert_allclose(samples["weights"].sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(samples["log_scale"], np.log(samples["scale"]), rtol=1e-4)
     assert {"scale", "weights", "log_scale"} <= set(result.to_arviz().posterior.data_vars)
+
+
+def test_log_prior_is_the_free_variables_with_their_jacobian():
+    """mu ~ N(0, 2), sigma ~ HalfNormal(1) (sampled as log sigma), 20 observations and a
+    Potential: log_prior = prior + log sigma; log_prob - log_prior = observations + Potential."""
+    y = np.random.default_rng(0).normal(1.0, 0.7, 20)
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0.0, 2.0)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Normal("y", mu, sigma, observed=y)
+        pm.Potential("penalty", -0.5 * mu**2)
+        pm.Deterministic("precision", 1.0 / sigma**2)
+    target = fm.from_pymc(model)
+    assert target.names == ("mu", "sigma_log__")
+    assert target.log_prior is target.log_prob.log_prior
+
+    def normal_logpdf(x, loc, scale):
+        return -0.5 * ((x - loc) / scale) ** 2 - np.log(scale) - 0.5 * math.log(2 * math.pi)
+
+    for mu_value, log_sigma in ((0.3, -0.2), (-1.5, 0.8), (2.0, -1.1)):
+        x = jnp.array([mu_value, log_sigma])
+        sigma_value = math.exp(log_sigma)
+        prior = (
+            normal_logpdf(mu_value, 0.0, 2.0)
+            + math.log(2.0)
+            + normal_logpdf(sigma_value, 0.0, 1.0)  # HalfNormal(1)
+            + log_sigma  # Jacobian of sigma = exp(u)
+        )
+        likelihood = normal_logpdf(y, mu_value, sigma_value).sum() - 0.5 * mu_value**2
+        np.testing.assert_allclose(float(target.log_prior(x)), prior, rtol=1e-5)
+        np.testing.assert_allclose(
+            float(target.log_prob(x) - target.log_prior(x)), likelihood, rtol=1e-5
+        )
+    xs = jax.random.normal(jax.random.key(0), (4, 2))
+    batched = jax.jit(jax.vmap(target.log_prior))(xs)
+    np.testing.assert_allclose(batched, [float(target.log_prior(row)) for row in xs], rtol=1e-6)
+    gradient = jax.grad(target.log_prior)(jnp.array([0.3, -0.2]))
+    np.testing.assert_allclose(gradient, [-0.3 / 4, 1 - math.exp(-0.4)], rtol=1e-5)
