@@ -138,7 +138,9 @@ def state_shardings(layout: ChainLayout, has_global: bool, tempered: bool = Fals
         states=chains,
         adapt_state=replicated,
         train_state=replicated,
-        buffer=DrawBuffer(draws=chains, n_filled=replicated) if has_global else replicated,
+        buffer=(
+            DrawBuffer(chains, replicated, chains, chains, replicated) if has_global else replicated
+        ),
         frozen_params=replicated,
         final_params=replicated,
         is_adapting=replicated,
@@ -410,8 +412,9 @@ def build_programs(
         reweighted towards ``beta = 1`` (`reweighted_hot_examples`), so the flow also
         proposes where only the hot replicas have been yet.
         """
-        buffer = append_draws(buffer, jnp.concatenate([local_draws, global_draws], 1))
         key_select, key_train = wrap(key_data[0]), wrap(key_data[1])
+        key_append = jax.random.fold_in(key_select, 2)
+        buffer = append_draws(key_append, buffer, jnp.concatenate([local_draws, global_draws], 1))
         validation = None
         if n_held_out_chains:
             examples, validation = split_training_data(

@@ -18,14 +18,14 @@ def test_buffer_keeps_the_most_recent_draws():
     buffer = init_buffer(n_chains=2, window_size=5, n_dim=1, dtype=jnp.float32)
     for step in range(4):
         new = jnp.full((2, 2, 1), float(step))
-        buffer = append_draws(buffer, new)
+        buffer = append_draws(jax.random.key(step), buffer, new)
     assert int(buffer.n_filled) == 5
     np.testing.assert_array_equal(np.asarray(buffer.draws[0, :, 0]), [1, 2, 2, 3, 3])
 
 
 def test_selection_only_uses_filled_draws():
     buffer = init_buffer(n_chains=3, window_size=10, n_dim=1, dtype=jnp.float32)
-    buffer = append_draws(buffer, jnp.ones((3, 4, 1)))
+    buffer = append_draws(jax.random.key(1), buffer, jnp.ones((3, 4, 1)))
     examples = select_training_data(jax.random.key(0), buffer, 500)
     assert examples.shape == (500, 1)
     np.testing.assert_array_equal(np.asarray(examples), 1.0)
@@ -60,10 +60,13 @@ def test_split_uses_disjoint_chains_and_filled_draws():
 
     n_chains = 10
     buffer = init_buffer(n_chains=n_chains, window_size=8, n_dim=1, dtype=jnp.float32)
-    # chain c holds the value c in its 3 filled columns; the empty columns hold -1
-    buffer = buffer._replace(draws=buffer.draws - 1.0)
+    # chain c holds the value c in its 3 filled columns; the empty columns (window and
+    # memory) hold -1
+    buffer = buffer._replace(draws=buffer.draws - 1.0, memory=buffer.memory - 1.0)
     buffer = append_draws(
-        buffer, jnp.broadcast_to(jnp.arange(float(n_chains))[:, None, None], (n_chains, 3, 1))
+        jax.random.key(0),
+        buffer,
+        jnp.broadcast_to(jnp.arange(float(n_chains))[:, None, None], (n_chains, 3, 1)),
     )
     for seed in range(5):
         train, val = split_training_data(jax.random.key(seed), buffer, 400, 100, 3)
