@@ -164,15 +164,6 @@ class ExchangeSummary(NamedTuple):
     betas: Array
 
 
-def _levels(kernel: AbstractLocalKernel, target: TemperedTarget, data: PyTree):
-    """``(init, step)`` of one chain at one level ``beta`` (vmapped by the callers)."""
-
-    def init(position: Array, beta: Array) -> Any:
-        return kernel.tempered(beta).init(position, tempered_log_prob(target, beta, data))
-
-    return init
-
-
 def init_levels(
     kernel: AbstractLocalKernel,
     target: TemperedTarget,
@@ -184,7 +175,10 @@ def init_levels(
 
     Level ``l`` is initialised at ``betas[l]`` (``betas`` has ``L`` entries).
     """
-    init = _levels(kernel, target, data)
+
+    def init(position: Array, beta: Array) -> Any:
+        return kernel.tempered(beta).init(position, tempered_log_prob(target, beta, data))
+
     return jax.vmap(jax.vmap(init, in_axes=(0, 0)), in_axes=(0, None))(positions, betas)
 
 
