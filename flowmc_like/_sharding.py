@@ -117,6 +117,11 @@ class ChainLayout:
         return self.mesh is not None
 
     @property
+    def cache_key(self) -> tuple[int, ...]:
+        """The mesh's device ids (empty for the default device): part of a program's identity."""
+        return () if self.mesh is None else tuple(int(d.id) for d in self.mesh.devices.flat)
+
+    @property
     def chains(self) -> NamedSharding | None:
         """Sharding of arrays whose leading axis is the chain axis."""
         return None if self.mesh is None else NamedSharding(self.mesh, PartitionSpec(CHAIN_AXIS))

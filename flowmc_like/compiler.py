@@ -8,10 +8,12 @@ compiles after it returns.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 import jax
@@ -39,7 +41,7 @@ from flowmc_like.target import (
 )
 from flowmc_like.tempering import HotDraws
 
-__all__ = ["PreparedRun", "prepare_run"]
+__all__ = ["PreparedRun", "WarmStart", "clear_compile_cache", "prepare_run"]
 
 
 class PreparedRun(NamedTuple):
@@ -57,6 +59,7 @@ class PreparedRun(NamedTuple):
         layout: how the chains are laid out over devices.
         data: the ``data`` pytree, placed on the devices.
         latent_mode: where the local kernel runs (`flowmc_like.programs.latent_mode`).
+        warm_start: what the run took over from an earlier one, or None.
     """
 
     programs: Programs
@@ -70,6 +73,57 @@ class PreparedRun(NamedTuple):
     layout: ChainLayout
     data: PyTree
     latent_mode: str = "x"
+    warm_start: Any = None
+
+
+class WarmStart(NamedTuple):
+    """What a run takes over from an earlier one (`flowmc_like.warm_start`).
+
+    Attributes:
+        model_params: the trained model's params (numpy pytree), or None.
+        kernel_params: the kernel's adapted params (step size, metric; with tempering one
+            set per level), the adaptation's starting point.
+        in_latent_space: the earlier run's production ran the local kernel in the flow's
+            latent space (an automatic run then starts there).
+    """
+
+    model_params: Any
+    kernel_params: Any
+    in_latent_space: bool = False
+
+
+_CACHE_SIZE = 8
+"""Compiled runs kept per process (least recently used dropped first)."""
+
+_compiled_cache: collections.OrderedDict[Hashable, dict[str, Any]] = collections.OrderedDict()
+
+
+def clear_compile_cache() -> None:
+    """Forget every compiled run of this process (the next run of each compiles again)."""
+    _compiled_cache.clear()
+
+
+def _abstract(tree: PyTree) -> Hashable:
+    """The structure, shapes and dtypes of ``tree`` (what a compiled program depends on)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple(
+        (tuple(np.shape(leaf)), str(jnp.result_type(leaf)), bool(getattr(leaf, "weak_type", False)))
+        for leaf in leaves
+    )
+
+
+def _cache_key(program_key: Hashable, kernel, model, config, key, positions, data, layout) -> Any:
+    """What makes two runs share compiled programs; None when something is unhashable."""
+    settings = dataclasses.replace(config, progress_bar=False)
+    parts = (
+        program_key, kernel, model, settings, _abstract(key), _abstract(positions),
+        _abstract(data), layout.cache_key, bool(jax.config.jax_enable_x64),
+    )  # fmt: skip
+    try:
+        hash(parts)
+    except TypeError:
+        return None
+    return parts
 
 
 def prepare_run(
@@ -83,8 +137,17 @@ def prepare_run(
     data: PyTree,
     devices: Any,
     log_prior: Callable[[Array, PyTree], Array] | None = None,
+    *,
+    program_key: Hashable | None = None,
+    warm_start: WarmStart | None = None,
 ) -> PreparedRun:
-    """Check the target, compile every program and build the initial state (``setup``).
+    """Check the target, compile every program (or reuse them) and build the initial state.
+
+    Compiled programs are kept per process, keyed on ``program_key`` (what identifies the
+    target: the user's log density and how it is bound) and everything else the programs
+    depend on: kernel, model, settings, and the shapes and dtypes of key, positions and
+    data. A later run with the same key compiles nothing (``compile_seconds`` is then the
+    lookup's).
 
     Args:
         target: the bound target (`flowmc_like.target.bind_target`).
@@ -98,6 +161,9 @@ def prepare_run(
         devices: the devices to shard the chains over, or None for the default.
         log_prior: ``(x (n_dim,), data) -> ()`` the part tempering keeps at every
             temperature (`flowmc_like.tempering`), or None.
+        program_key: identifies ``target`` and ``log_prior`` across runs (hashable); None
+            compiles afresh and caches nothing.
+        warm_start: params an earlier run trained and adapted, or None for a cold start.
     """
     n_chains, n_dim = (int(s) for s in positions.shape)
     check_target(target, kernel, positions, data)
@@ -107,33 +173,140 @@ def prepare_run(
     )
     layout = ChainLayout(devices, n_chains)
     has_global = has_global_moves(model, config)
-    programs = build_programs(
-        target.flat_log_prob, kernel, model, config, n_chains, n_dim, key_impl, layout,
-        flat_log_prior=log_prior,
-    )  # fmt: skip
-    kernel_params = kernel.init_params(n_dim)
-    level_params = kernel_params  # one set per temperature level with tempering
-    if config.is_tempered:
-        level_params = jax.tree.map(
-            lambda leaf: np.broadcast_to(leaf, (config.n_temperatures, *np.shape(leaf))),
-            kernel_params,
-        )
+    level_params = _level_params(kernel, config, n_dim, warm_start)
     is_adapting = np.asarray(True)
     if layout.is_sharded:  # every input as a global array on the mesh
         key = layout.put(jax.random.key_data(key) if is_typed_key else key, layout.replicated)
         positions = layout.put(positions, layout.chains)
-        kernel_params, level_params, is_adapting, data = layout.put(
-            (kernel_params, level_params, is_adapting, data), layout.replicated
+        level_params, is_adapting, data = layout.put(
+            (level_params, is_adapting, data), layout.replicated
         )
 
-    # Lower the programs one by one and hand each to a compiler thread as soon as it is
-    # lowered (XLA compiles outside the GIL, so compiling overlaps the tracing of the next);
-    # setup (small) goes first, then the largest (train). Compilation is measured on its own,
-    # and nothing later compiles (no eager op runs in the loop).
     compile_start = time.perf_counter()
-    with _ProgramCompiler() as compiler:
-        lowered_setup = programs.setup.lower(key, positions, kernel_params, data)
+    cache_key = None
+    if program_key is not None:
+        cache_key = _cache_key(program_key, kernel, model, config, key, positions, data, layout)
+    compiled = _compiled_cache.get(cache_key) if cache_key is not None else None
+    if compiled is None:
+        programs = build_programs(
+            target.flat_log_prob, kernel, model, config, n_chains, n_dim, key_impl, layout,
+            flat_log_prior=log_prior,
+        )  # fmt: skip
         platform = (devices[0] if devices else jax.devices()[0]).platform
+        compiled = _compile(
+            programs, kernel, model, config, key, positions, level_params, data, platform
+        )
+        if cache_key is not None:
+            _compiled_cache[cache_key] = compiled
+            while len(_compiled_cache) > _CACHE_SIZE:
+                _compiled_cache.popitem(last=False)
+    else:
+        _compiled_cache.move_to_end(cache_key)
+    compile_seconds = time.perf_counter() - compile_start
+    loop_keys, states, adapt_state, train_state, buffer, tempering = compiled["setup"](
+        key, positions, level_params, data
+    )
+    states = restart_nonfinite_chains(states, layout)
+    if tempering is not None:
+        tempering = tempering._replace(
+            replicas=restart_nonfinite_replicas(tempering.replicas, layout)
+        )
+    if warm_start is not None and warm_start.model_params is not None and has_global:
+        train_state = train_state._replace(
+            params=_warm_model_params(train_state.params, warm_start.model_params, layout)
+        )
+    initial_state = LoopState(
+        states=states,
+        adapt_state=adapt_state,
+        train_state=train_state,
+        buffer=buffer,
+        frozen_params=level_params,
+        final_params=level_params,
+        is_adapting=is_adapting,
+        tempering=tempering,
+    )
+    return PreparedRun(
+        programs=Programs(None, compiled["local"], compiled.get("global"), compiled.get("train")),
+        spec=spec,
+        n_chains=n_chains,
+        n_dim=n_dim,
+        key_impl=key_impl,
+        loop_keys=np.asarray(layout.to_host(loop_keys)),
+        initial_state=initial_state,
+        compile_seconds=compile_seconds,
+        layout=layout,
+        data=data,
+        latent_mode=latent_mode(model, config),
+        warm_start=warm_start,
+    )
+
+
+def _level_params(
+    kernel: AbstractLocalKernel, config: SamplerConfig, n_dim: int, warm_start: WarmStart | None
+) -> PyTree:
+    """The kernel params adaptation starts from: one set, or one per temperature level."""
+    fresh = kernel.init_params(n_dim)
+    if config.is_tempered:
+        fresh = jax.tree.map(
+            lambda leaf: np.broadcast_to(leaf, (config.n_temperatures, *np.shape(leaf))), fresh
+        )
+    if warm_start is None:
+        return fresh
+    warm = warm_start.kernel_params
+    warm_ndim = [np.ndim(leaf) for leaf in jax.tree.leaves(warm)]
+    fresh_ndim = [np.ndim(leaf) for leaf in jax.tree.leaves(fresh)]
+    if jax.tree.structure(warm) == jax.tree.structure(fresh) and warm_ndim != fresh_ndim:
+        if config.is_tempered:  # from an untempered run: every level starts from its params
+            warm = jax.tree.map(lambda w, f: np.broadcast_to(w, np.shape(f)), warm, fresh)
+        else:  # from a tempered run: the beta = 1 level's params
+            warm = jax.tree.map(lambda w: np.asarray(w)[0], warm)
+    _check_like("kernel_params", warm, fresh, f"{type(kernel).__name__}.init_params")
+    return jax.tree.map(lambda w, f: np.asarray(w, dtype=np.asarray(f).dtype), warm, fresh)
+
+
+def _warm_model_params(fresh: PyTree, warm: PyTree, layout: ChainLayout) -> PyTree:
+    """``warm`` model params checked against the run's model and placed like ``fresh``."""
+    _check_like("model_params", warm, fresh, "the sampler's global_model")
+    warm = jax.tree.map(lambda w, f: np.asarray(w, dtype=f.dtype), warm, fresh)
+    return layout.put(warm, layout.replicated) if layout.is_sharded else jax.device_put(warm)
+
+
+def _check_like(name: str, given: PyTree, expected: PyTree, what: str) -> None:
+    """Raise a ValueError naming ``warm_start`` when ``given`` differs in structure or shapes."""
+    given_leaves, given_def = jax.tree.flatten(given)
+    expected_leaves, expected_def = jax.tree.flatten(expected)
+    shapes_given = [tuple(np.shape(leaf)) for leaf in given_leaves]
+    shapes_expected = [tuple(np.shape(leaf)) for leaf in expected_leaves]
+    if given_def != expected_def or shapes_given != shapes_expected:
+        raise ValueError(
+            f"warm_start: its {name} do not fit this sampler ({what} has structure "
+            f"{expected_def} with shapes {shapes_expected}; got {given_def} with shapes "
+            f"{shapes_given}); warm-start from a run with the same model, kernel and n_dim"
+        )
+
+
+def _compile(
+    programs: Programs,
+    kernel: AbstractLocalKernel,
+    model: AbstractGlobalModel | None,
+    config: SamplerConfig,
+    key: Array,
+    positions: Array,
+    level_params: PyTree,
+    data: PyTree,
+    platform: str,
+) -> dict[str, Any]:
+    """Lower and compile every program; the executables by name.
+
+    Each program is handed to a compiler thread as soon as it is lowered (XLA compiles
+    outside the GIL, so compiling overlaps the tracing of the next); setup (small) goes
+    first, then the largest (train). Nothing later compiles (no eager op runs in the loop).
+    """
+    n_chains, n_dim = (int(s) for s in positions.shape)
+    has_global = has_global_moves(model, config)
+    is_adapting = np.asarray(True)
+    with _ProgramCompiler() as compiler:
+        lowered_setup = programs.setup.lower(key, positions, level_params, data)
         compiler.submit("setup", lowered_setup, _run_once_options(platform))
         key_data_info, states, adapt_state, train_state, buffer, tempering = lowered_setup.out_info
         loop_key = key_data_info.update(shape=key_data_info.shape[2:])
@@ -171,38 +344,7 @@ def prepare_run(
                 data,
             ),
         )
-        compiled = compiler.results()
-    loop_keys, states, adapt_state, train_state, buffer, tempering = compiled["setup"](
-        key, positions, kernel_params, data
-    )
-    states = restart_nonfinite_chains(states, layout)
-    if tempering is not None:
-        tempering = tempering._replace(
-            replicas=restart_nonfinite_replicas(tempering.replicas, layout)
-        )
-    initial_state = LoopState(
-        states=states,
-        adapt_state=adapt_state,
-        train_state=train_state,
-        buffer=buffer,
-        frozen_params=level_params,
-        final_params=level_params,
-        is_adapting=is_adapting,
-        tempering=tempering,
-    )
-    return PreparedRun(
-        programs=Programs(None, compiled["local"], compiled.get("global"), compiled.get("train")),
-        spec=spec,
-        n_chains=n_chains,
-        n_dim=n_dim,
-        key_impl=key_impl,
-        loop_keys=np.asarray(layout.to_host(loop_keys)),
-        initial_state=initial_state,
-        compile_seconds=time.perf_counter() - compile_start,
-        layout=layout,
-        data=data,
-        latent_mode=latent_mode(model, config),
-    )
+        return compiler.results()
 
 
 def _hot_draws_info(

@@ -119,8 +119,12 @@ def run_loops(
                     frozen_params=state.final_params,
                     is_adapting=layout.put(np.asarray(False), layout.replicated),
                 )
+            warm = prepared.warm_start
             in_latent, switches = schedule.latent_decision(
-                prepared.latent_mode, records, is_training
+                prepared.latent_mode,
+                records,
+                is_training,
+                starts_latent=warm is not None and warm.in_latent_space,
             )
             if switches:
                 logger.info(
@@ -131,7 +135,7 @@ def run_loops(
             state, output = _run_one_loop(
                 prepared, config, state, progress.n_done, is_training, (in_latent, switches)
             )
-            output = _decide(config, progress, output, has_global)
+            output = _decide(config, progress, output, has_global, warm is not None)
             logger.info("loop %d: %s", progress.n_done, output.record.decision)
             progress.add(output, time.perf_counter() - loop_start)
             if observer is not None:
@@ -161,7 +165,11 @@ def _is_run_over(progress: RunProgress) -> bool:
 
 
 def _decide(
-    config: SamplerConfig, progress: RunProgress, output: LoopOutput, has_global: bool
+    config: SamplerConfig,
+    progress: RunProgress,
+    output: LoopOutput,
+    has_global: bool,
+    is_warm_start: bool = False,
 ) -> LoopOutput:
     """``output`` with the schedule's decision (and any convergence check) in its record."""
     record = output.record
@@ -176,7 +184,7 @@ def _decide(
     outputs = [*progress.outputs, output]
     if record.is_training:
         records = [done.record for done in outputs]
-        decision = schedule.training_decision(config, records, has_global)
+        decision = schedule.training_decision(config, records, has_global, is_warm_start)
         return output._replace(
             record=dataclasses.replace(
                 record, decision=decision.reason, ends_phase=decision.ends_phase

@@ -261,7 +261,8 @@ def build_programs(
                 betas = init_ladder(config.n_temperatures, max_temperature, float)
             tempering = init_tempering(kernel, tempered_target, data, positions, betas)
             levels = jnp.concatenate([positions[:, None], tempering.replicas.position], axis=1)
-            adapt_state = jax.vmap(adaptation.init, in_axes=(None, 1))(kernel_params, levels)
+            # kernel_params: one set per level (leading axis K)
+            adapt_state = jax.vmap(adaptation.init, in_axes=(0, 1))(kernel_params, levels)
         else:
             adapt_state = adaptation.init(kernel_params, positions)
         return (

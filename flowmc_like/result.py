@@ -48,6 +48,9 @@ class SamplerResult:
             values; None otherwise.
         diagnostics: the run's verdict on itself (`RunDiagnostics`): why training and
             the run ended, the worst bulk ESS and R-hat, and any warning.
+        local_kernel: the run's local kernel (its settings; None if unknown).
+        global_model: the run's global model (its settings, which with ``model_params``
+            rebuild the trained model), or None.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -79,6 +82,21 @@ class SamplerResult:
     position_spec: PositionSpec
     constrain: Callable[[Any], dict[str, np.ndarray]] | None = None
     diagnostics: RunDiagnostics | None = None
+    local_kernel: Any = None
+    global_model: Any = None
+
+    @property
+    def last_positions(self) -> Any:
+        """The last production draw of each chain, ``(n_chains, n_dim)`` or the pytree.
+
+        In the layout ``initial_position`` had (unconstrained for a PPL target), so it can
+        start another run: ``sampler.run(key, result.last_positions)``.
+        """
+        flat = self.flat_samples if self.n_draws else self.flat_warmup_samples
+        if flat.shape[1] == 0:
+            raise ValueError("the result holds no draw to start from")
+        last = flat[:, -1]
+        return last if self.constrain is not None else self.position_spec.to_user(last)
 
     @property
     def samples(self) -> Any:

@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 from flowmc_like import _sharding, _validation
 from flowmc_like._types import PRNGKey, PyTree
 from flowmc_like.adapters.ppl import ModelLogDensity, ModelTarget
 from flowmc_like.checkpoint import files as checkpoint_files
 from flowmc_like.checkpoint import run as checkpoint
-from flowmc_like.compiler import PreparedRun, prepare_run
+from flowmc_like.compiler import PreparedRun, WarmStart, prepare_run
 from flowmc_like.config import SamplerConfig
 from flowmc_like.driver import drive
 from flowmc_like.kernels.base import AbstractDiscreteKernel, AbstractLocalKernel
@@ -337,8 +338,11 @@ class Sampler:
         self.log_prior = _validation.check_callable(
             "log_prior", log_prior, owner="Sampler", allow_none=True
         )
-        # A PPL model's log density carries the map back to its constrained variables.
-        self._constrain = log_prob.constrain if isinstance(log_prob, ModelLogDensity) else None
+        # A PPL model's log density carries the map back to its constrained variables, and
+        # its data (traced: a new dataset of the same shapes reuses the compiled run).
+        self._is_model = isinstance(log_prob, ModelLogDensity)
+        if self._is_model and data is None:
+            data = getattr(log_prob, "data", None)
         self.n_dim = _optional_count("n_dim", n_dim)
         self.n_chains = _optional_count("n_chains", n_chains)
         self.local_kernel, self.global_model = _resolve_kernel_and_model(local_kernel, global_model)
@@ -383,18 +387,33 @@ class Sampler:
     def run(
         self,
         key: PRNGKey,
-        initial_position: PyTree,
+        initial_position: PyTree = None,
         *,
+        data: PyTree = None,
+        warm_start: SamplerResult | None = None,
         checkpoint_path: str | os.PathLike[str] | None = None,
     ) -> SamplerResult:
         """Run the training loops, then the production loops, and return the result.
 
-        The same key gives identical results; the Sampler object is not modified.
+        The same key gives identical results; the Sampler object is not modified. The
+        compiled programs are kept for the process: another run with inputs of the same
+        shapes and dtypes (new data, another key, a warm start), or a new `Sampler` with
+        the same ``log_prob`` object and settings, compiles nothing.
 
         Args:
             key: a JAX PRNG key (``jax.random.key(seed)``).
             initial_position: ``(n_chains, n_dim)`` array, or a pytree whose leaves have the
-                leading axis ``n_chains``.
+                leading axis ``n_chains``. May be left out with ``warm_start``: the chains
+                then start from the last draws of the earlier run.
+            data: the ``data`` pytree for this run (replacing the sampler's ``data``); it
+                is traced, so new values of the same shapes reuse the compiled run. For a
+                `from_numpyro` / `from_pymc` target: the model's data (``target.data``).
+            warm_start: an earlier `SamplerResult` (or one read by `load_result`) of a
+                sampler with the same model and kernel: training continues from its trained
+                model, the kernel's adaptation from its adapted step size (and mass
+                matrix), and an automatic run trains at least ``WARM_MIN_TRAINING_LOOPS``
+                loops instead of 20 (it still trains until the acceptance levels off and
+                the model covers the target). The draws are exact whatever the start.
             checkpoint_path: a directory (created; it must not hold a checkpoint already)
                 where the full state is saved atomically after every loop; continue an
                 interrupted run with `Sampler.resume`. See `flowmc_like.checkpoint` for
@@ -405,16 +424,34 @@ class Sampler:
         """
         start = time.perf_counter()
         key = _validation.check_key(key)
+        sampler = self._with_data(data)
+        warm = _warm_start_of(warm_start, sampler)
+        if initial_position is None:
+            if warm_start is None:
+                raise TypeError(
+                    "Sampler.run: initial_position is required (an (n_chains, n_dim) array or "
+                    "a pytree of them), unless warm_start gives the earlier run's last draws"
+                )
+            initial_position = warm_start.last_positions
         directory = None
         if checkpoint_path is not None:
             directory = checkpoint.start_directory(checkpoint_path)
-        prepared = self._prepare(key, initial_position)
+        prepared = sampler._prepare(key, initial_position, warm)
         if directory is not None:
             checkpoint.write_header(
-                directory, prepared, self.config, self._init_kwargs(), self._fingerprint(),
-                log_prob=self.log_prob, key=key, initial_position=initial_position,
+                directory, prepared, sampler.config, sampler._init_kwargs(),
+                sampler._fingerprint(), log_prob=sampler.log_prob, key=key,
+                initial_position=initial_position, warm_start=warm,
             )  # fmt: skip
-        return self._drive(prepared, prepared.initial_state, RunProgress(), directory, start)
+        return sampler._drive(prepared, prepared.initial_state, RunProgress(), directory, start)
+
+    def _with_data(self, data: PyTree) -> Sampler:
+        """This sampler, or a copy running on ``data`` instead of its own."""
+        if data is None:
+            return self
+        sampler = copy.copy(self)
+        sampler.data = _validation.check_data(data)
+        return sampler
 
     @_class_or_instance_method
     def resume(
@@ -458,7 +495,9 @@ class Sampler:
         checkpoint.check_matches(directory, info, sampler._fingerprint())
         with warnings.catch_warnings():  # warned when the run started
             warnings.simplefilter("ignore", UserWarning)
-            prepared = sampler._prepare(stored["key"], stored["initial_position"])
+            prepared = sampler._prepare(
+                stored["key"], stored["initial_position"], stored.get("warm_start")
+            )
         has_global = has_global_moves(sampler.global_model, sampler.config)
         shardings = state_shardings(prepared.layout, has_global, sampler.config.is_tempered)
         state, progress = checkpoint.load_progress(
@@ -483,7 +522,9 @@ class Sampler:
             **{name: value for name, value in settings.items() if name in accepted},
         }
 
-    def _prepare(self, key: PRNGKey, initial_position: PyTree) -> PreparedRun:
+    def _prepare(
+        self, key: PRNGKey, initial_position: PyTree, warm_start: WarmStart | None = None
+    ) -> PreparedRun:
         """Check the start, bind the target and compile the run (`prepare_run`)."""
         n_categories = n_categories_of(self.local_kernel)
         spec, positions = check_start(initial_position, self.n_chains, self.n_dim, n_categories)
@@ -493,9 +534,15 @@ class Sampler:
         if self.config.is_tempered and self.log_prior is not None:
             log_prior = bind_target(self.log_prior, spec, with_data=with_data).flat_log_prob
         kernel, model, config = self.local_kernel, self.global_model, self.config
+        program_key = (
+            _Identity.of(self.log_prob),
+            _Identity.of(log_prior and self.log_prior),
+            with_data,
+            spec.cache_key,
+        )
         return prepare_run(
             target, kernel, model, config, key, spec, positions, self.data, self.devices,
-            log_prior=log_prior,
+            log_prior=log_prior, program_key=program_key, warm_start=warm_start,
         )  # fmt: skip
 
     def _drive(
@@ -510,7 +557,64 @@ class Sampler:
         observer = None
         if directory is not None:
             observer = checkpoint.RunCheckpoint(directory, prepared.layout, start)
-        return drive(prepared, self.config, state, progress, observer, self._constrain, start)
+        constrain = None
+        if self._is_model:  # the map back to the model's variables, on this run's data
+            data = self.data
+            constrain = self.log_prob.constrain
+            if data is not None and "data" in inspect.signature(constrain).parameters:
+                constrain = functools.partial(constrain, data=data)
+        result = drive(prepared, self.config, state, progress, observer, constrain, start)
+        return dataclasses.replace(
+            result, local_kernel=self.local_kernel, global_model=self.global_model
+        )
+
+
+class _Identity:
+    """A key that compares by identity, for objects that cannot be hashed by value."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @staticmethod
+    def of(value: Any) -> Any:
+        """``value`` itself when hashable (functions hash by identity), else a wrapper."""
+        try:
+            hash(value)
+        except TypeError:
+            return _Identity(value)
+        return value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Identity) and other.value is self.value
+
+
+def _warm_start_of(result: Any, sampler: Sampler) -> WarmStart | None:
+    """The params a run takes over from ``result`` (checked against ``sampler``), or None."""
+    if result is None:
+        return None
+    if not isinstance(result, SamplerResult):
+        raise TypeError(
+            "Sampler.run: warm_start must be a SamplerResult (from an earlier run, or "
+            f"fm.load_result(path)); got {type(result).__name__}"
+        )
+    for name in ("global_model", "local_kernel"):
+        theirs, mine = getattr(result, name), getattr(sampler, name)
+        if theirs is not None and type(theirs) is not type(mine):
+            raise ValueError(
+                f"Sampler.run: warm_start comes from a run with {name}={theirs!r}; this sampler "
+                f"has {mine!r}. Warm-start from a run with the same {name}"
+            )
+    if result.global_model is not None and result.global_model != sampler.global_model:
+        raise ValueError(
+            f"Sampler.run: warm_start's global_model {result.global_model!r} differs from "
+            f"this sampler's {sampler.global_model!r}; its trained params would not fit"
+        )
+    model_params = result.model_params if sampler.global_model is not None else None
+    in_latent = bool(np.any(result.history.in_latent_space[-1:]))
+    return WarmStart(model_params, result.kernel_params, in_latent)
 
 
 def _reopen(

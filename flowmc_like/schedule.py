@@ -51,6 +51,7 @@ __all__ = [
     "TRAINED_PARETO_K",
     "MIN_PRODUCTION_LOOPS",
     "MIN_TRAINING_LOOPS",
+    "WARM_MIN_TRAINING_LOOPS",
     "PLATEAU_GAIN",
     "PLATEAU_LOOPS",
     "Convergence",
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 MIN_TRAINING_LOOPS = 20
+WARM_MIN_TRAINING_LOOPS = 6
 PLATEAU_LOOPS = 5
 PLATEAU_GAIN = 0.02
 GOOD_ACCEPTANCE = 0.9
@@ -102,10 +104,19 @@ class Convergence:
 
 
 def training_decision(
-    config: SamplerConfig, records: Sequence[LoopRecord], has_global: bool
+    config: SamplerConfig,
+    records: Sequence[LoopRecord],
+    has_global: bool,
+    is_warm_start: bool = False,
 ) -> Decision:
-    """Whether training ends after the last of ``records`` (all of them training loops)."""
+    """Whether training ends after the last of ``records`` (all of them training loops).
+
+    A warm-started run (`flowmc_like.Sampler.run` with ``warm_start``) starts from a trained
+    model and an adapted kernel, so it needs ``WARM_MIN_TRAINING_LOOPS`` loops at least
+    instead of ``MIN_TRAINING_LOOPS``; the same plateau and coverage checks then decide.
+    """
     n_done = len(records)
+    min_loops = WARM_MIN_TRAINING_LOOPS if is_warm_start else MIN_TRAINING_LOOPS
     if config.n_training_loops is not None:
         if n_done >= config.n_training_loops:
             return Decision(True, f"training ends: n_training_loops={n_done} as set")
@@ -114,13 +125,15 @@ def training_decision(
         return Decision(
             True, f"training ends: max_training_loops={config.max_training_loops} reached"
         )
-    if n_done < MIN_TRAINING_LOOPS:
-        return Decision(False, f"training: loop {n_done}, at least {MIN_TRAINING_LOOPS}")
+    if n_done < min_loops:
+        start = "warm start, " if is_warm_start else ""
+        return Decision(False, f"training: loop {n_done}, {start}at least {min_loops}")
     if not has_global:
         return Decision(True, f"training ends: the kernel adapted for {n_done} loops")
     acceptance = np.array([record.global_acceptance for record in records])
     recent = float(np.mean(acceptance[-PLATEAU_LOOPS:]))
-    before = float(np.mean(acceptance[-2 * PLATEAU_LOOPS : -PLATEAU_LOOPS]))
+    # the PLATEAU_LOOPS before the recent ones (fewer after a short warm start)
+    before = float(np.mean(acceptance[max(n_done - 2 * PLATEAU_LOOPS, 0) : -PLATEAU_LOOPS]))
     if recent < GOOD_ACCEPTANCE and recent - before >= PLATEAU_GAIN:
         return Decision(
             False, f"training: global acceptance still rising ({before:.2f} -> {recent:.2f})"
@@ -142,7 +155,7 @@ def training_decision(
 
 
 def latent_decision(
-    mode: str, records: Sequence[LoopRecord], is_training: bool = True
+    mode: str, records: Sequence[LoopRecord], is_training: bool = True, starts_latent: bool = False
 ) -> tuple[bool, bool]:
     """Whether the next loop's local kernel runs in the flow's space, and whether it switches.
 
@@ -153,6 +166,8 @@ def latent_decision(
         mode: ``"x"``, ``"latent"`` or ``"auto"`` (`flowmc_like.programs.latent_mode`).
         records: the finished loops.
         is_training: the next loop is a training loop.
+        starts_latent: the model was trained before the run (a warm start whose earlier
+            run ended in the latent space): latent from the first loop.
 
     Returns:
         ``(in_latent, switches)``: ``switches`` is true for the first latent loop of an
@@ -162,6 +177,8 @@ def latent_decision(
         return mode == "latent", False
     if not is_training:
         return bool(records) and records[-1].in_latent_space, False
+    if starts_latent:
+        return True, False
     in_latent = any(record.is_training and not record.training_discarded for record in records)
     was_latent = bool(records) and records[-1].in_latent_space
     return in_latent, in_latent and not was_latent

@@ -50,6 +50,11 @@ class PositionSpec:
     unravel: Callable[[Array], PyTree]
     treedef: Any
 
+    @property
+    def cache_key(self) -> tuple[Any, ...]:
+        """What the flat layout depends on (``unravel`` follows from it): hashable."""
+        return (self.n_dim, self.is_pytree, self.names, self.shapes, self.treedef)
+
     @classmethod
     def from_batched(cls, positions: PyTree) -> tuple[PositionSpec, Array]:
         """Build the spec from positions with a leading chain axis; return it and the flat array.

@@ -63,6 +63,7 @@ def write_header(
     log_prob: Any,
     key: PRNGKey,
     initial_position: PyTree,
+    warm_start: Any = None,
 ) -> None:
     """Write what the run starts from: settings, start, key, log density and ``run.json``.
 
@@ -75,6 +76,7 @@ def write_header(
         log_prob: the user's log density (stored when pickle can store it by reference).
         key: the run's key.
         initial_position: the user's starting positions.
+        warm_start: the `flowmc_like.compiler.WarmStart` the run started from, or None.
     """
     if not _sharding.is_main_process():
         return
@@ -84,6 +86,7 @@ def write_header(
         "initial_position": jax.device_get(initial_position),
         "key": np.asarray(jax.random.key_data(key) if is_typed else key),
         "key_impl": prepared.key_impl if is_typed else None,
+        "warm_start": None if warm_start is None else jax.device_get(warm_start),
     }
     info = {
         "n_chains": prepared.n_chains,
