@@ -33,6 +33,7 @@ from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.models.rq_spline import RQSpline
 from flowmc_like.result import History, SamplerResult
 from flowmc_like.sampler import Sampler
+from flowmc_like.saved import load_result
 
 __version__ = "0.1.0"
 
@@ -66,6 +67,7 @@ __all__ = [
     "check_model",
     "from_numpyro",
     "from_pymc",
+    "load_result",
     "make_ising",
     "make_potts",
     "mh_accept",

@@ -166,7 +166,6 @@ def prepare_run(
         warm_start: params an earlier run trained and adapted, or None for a cold start.
     """
     n_chains, n_dim = (int(s) for s in positions.shape)
-    check_target(target, kernel, positions, data)
     is_typed_key = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
     key_impl = (
         str(jax.random.key_impl(key)) if is_typed_key else str(jax.config.jax_default_prng_impl)
@@ -175,6 +174,13 @@ def prepare_run(
     has_global = has_global_moves(model, config)
     level_params = _level_params(kernel, config, n_dim, warm_start)
     is_adapting = np.asarray(True)
+    compile_start = time.perf_counter()
+    cache_key = None
+    if program_key is not None:
+        cache_key = _cache_key(program_key, kernel, model, config, key, positions, data, layout)
+    compiled = _compiled_cache.get(cache_key) if cache_key is not None else None
+    if compiled is None:  # (a cached run passed these checks with the same shapes)
+        check_target(target, kernel, positions, data)
     if layout.is_sharded:  # every input as a global array on the mesh
         key = layout.put(jax.random.key_data(key) if is_typed_key else key, layout.replicated)
         positions = layout.put(positions, layout.chains)
@@ -182,11 +188,6 @@ def prepare_run(
             (level_params, is_adapting, data), layout.replicated
         )
 
-    compile_start = time.perf_counter()
-    cache_key = None
-    if program_key is not None:
-        cache_key = _cache_key(program_key, kernel, model, config, key, positions, data, layout)
-    compiled = _compiled_cache.get(cache_key) if cache_key is not None else None
     if compiled is None:
         programs = build_programs(
             target.flat_log_prob, kernel, model, config, n_chains, n_dim, key_impl, layout,

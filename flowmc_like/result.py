@@ -166,6 +166,20 @@ class SamplerResult:
         """
         return arviz_export.summarize(self.to_arviz(var_names), **kwargs)
 
+    def save(self, path: str | os.PathLike[str]) -> Any:
+        """Write the result to the directory ``path`` (json and npz, no pickle).
+
+        Read it back with `flowmc_like.load_result`; see `flowmc_like.saved` for the format.
+        The saved result keeps the trained model (``global_model`` and ``model_params``) and
+        the adapted kernel, so it can warm-start another run.
+
+        Returns:
+            The directory, a ``pathlib.Path``.
+        """
+        from flowmc_like.saved import save_result
+
+        return save_result(self, path)
+
     def plot_diagnostics(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Training loss, local and global acceptance and step size per loop, in one figure.
 
