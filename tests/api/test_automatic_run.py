@@ -91,8 +91,13 @@ def test_production_is_a_fixed_markov_chain(recorded_run):
     assert len(recorder.loops) > n_training + 1
 
 
-def test_the_result_reports_the_decisions():
-    result = automatic_sampler().run(jax.random.key(0), start())
+@pytest.fixture(scope="module")
+def automatic_result():
+    return automatic_sampler().run(jax.random.key(0), start())
+
+
+def test_the_result_reports_the_decisions(automatic_result):
+    result = automatic_result
     verdict = result.diagnostics
     assert verdict.is_trusted, verdict.warnings
     assert verdict.run_ended.startswith("run ends")
@@ -108,3 +113,14 @@ def test_an_unconverged_run_warns_and_says_what_to_try():
         result = sampler.run(jax.random.key(0), start())
     assert not result.diagnostics.is_trusted
     assert result.diagnostics.run_ended.startswith("run ends: max_production_loops=5 reached")
+
+
+def test_a_warm_start_trains_fewer_loops_and_says_so(automatic_result):
+    cold = automatic_result
+    warm = automatic_sampler().run(jax.random.key(1), warm_start=cold)  # no compile either
+    n_cold, n_warm = cold.history.is_training.sum(), warm.history.is_training.sum()
+    assert n_cold >= schedule.MIN_TRAINING_LOOPS
+    assert schedule.WARM_MIN_TRAINING_LOOPS <= n_warm < schedule.MIN_TRAINING_LOOPS
+    assert "warm start" in warm.history.decision[0]
+    assert warm.timings["compile"] < 0.05
+    assert warm.diagnostics.is_trusted, warm.diagnostics.warnings

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
-from flowmc_like import saved, schedule
+from flowmc_like import saved
 from tests.conftest import TINY
 
 N_CHAINS = 8
@@ -71,21 +71,6 @@ def test_a_warm_start_continues_from_the_trained_model_and_adapted_kernel():
     # trained model's, far above that of a fresh model on this wide target
     fresh = sampler.run(jax.random.key(1), start())
     assert warm.history.global_acceptance[0] > fresh.history.global_acceptance[0] + 0.1
-
-
-def test_an_automatic_warm_start_trains_fewer_loops():
-    def log_prob(x):
-        return -0.5 * jnp.sum((x / jnp.array([1.0, 2.0])) ** 2)
-
-    settings = dict(n_local_steps=10, n_global_steps=10, target_ess=200, progress_bar=False)
-    sampler = fm.Sampler(log_prob, n_chains=16, **settings)
-    x0 = jax.random.normal(jax.random.key(1), (16, 2))
-    cold = sampler.run(jax.random.key(0), x0)
-    warm = sampler.run(jax.random.key(1), warm_start=cold)
-    n_cold, n_warm = cold.history.is_training.sum(), warm.history.is_training.sum()
-    assert n_cold >= schedule.MIN_TRAINING_LOOPS
-    assert schedule.WARM_MIN_TRAINING_LOOPS <= n_warm < schedule.MIN_TRAINING_LOOPS
-    assert "warm start" in warm.history.decision[0]
 
 
 def test_save_load_continue_is_bit_identical(tmp_path):
