@@ -134,7 +134,9 @@ def test_a_tempered_run_resumes_bit_identically(tmp_path, monkeypatch):
     assert resumed.history.exchange_rate.shape == (5, 2)
 
 
-def _run_first_loops(monkeypatch, sampler: fm.Sampler, key, x0, directory: Path, n_done: int):
+def _run_first_loops(
+    monkeypatch, sampler: fm.Sampler, key, x0, directory: Path, n_done: int, **run_kwargs
+):
     """Leave ``directory`` as a run killed right after loop ``n_done`` would leave it."""
 
     class Stop(Exception):
@@ -150,7 +152,7 @@ def _run_first_loops(monkeypatch, sampler: fm.Sampler, key, x0, directory: Path,
     with monkeypatch.context() as patch:
         patch.setattr(checkpoint_module, "save_state", save_then_stop)
         with pytest.raises(Stop):
-            sampler.run(key, x0, checkpoint_path=directory)
+            sampler.run(key, x0, checkpoint_path=directory, **run_kwargs)
     assert _loops_done(directory) == n_done
 
 
@@ -210,3 +212,22 @@ def test_checkpoint_path_that_is_a_file(tmp_path):
     file.write_text("x")
     with pytest.raises(ValueError, match=r"checkpoint_path .* is a file"):
         _tiny_sampler().run(jax.random.key(0), jnp.zeros((4, 2)), checkpoint_path=file)
+
+
+def test_a_warm_started_automatic_run_resumes_to_the_same_decisions(tmp_path, monkeypatch):
+    """The warm start (model, kernel params, fewer training loops) is part of the checkpoint."""
+    sampler = _tiny_sampler()
+    key, x0 = jax.random.key(1), jnp.full((4, 2), 0.5)
+    earlier = sampler.run(key, x0)
+    automatic = _tiny_sampler(
+        n_training_loops=None, n_production_loops=None, max_production_loops=3, target_ess=1e9
+    )
+    expected = automatic.run(jax.random.key(2), warm_start=earlier)
+    directory = tmp_path / "warm"
+    last = earlier.last_positions
+    _run_first_loops(
+        monkeypatch, automatic, jax.random.key(2), last, directory, 4, warm_start=earlier
+    )
+    resumed = fm.Sampler.resume(directory)
+    _assert_identical(resumed, expected)
+    assert resumed.history.is_training.sum() < 20
