@@ -85,11 +85,15 @@ class WarmStart(NamedTuple):
             set per level), the adaptation's starting point.
         in_latent_space: the earlier run's production ran the local kernel in the flow's
             latent space (an automatic run then starts there).
+        global_acceptance: the earlier run's mean global acceptance in production (NaN
+            without one): what its model achieved, which an automatic warm-started run
+            trains back to (`flowmc_like.schedule.training_decision`).
     """
 
     model_params: Any
     kernel_params: Any
     in_latent_space: bool = False
+    global_acceptance: float = float("nan")
 
 
 _CACHE_SIZE = 8

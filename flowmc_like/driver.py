@@ -135,7 +135,8 @@ def run_loops(
             state, output = _run_one_loop(
                 prepared, config, state, progress.n_done, is_training, (in_latent, switches)
             )
-            output = _decide(config, progress, output, has_global, warm is not None)
+            warm_acceptance = None if warm is None else warm.global_acceptance
+            output = _decide(config, progress, output, has_global, warm_acceptance)
             logger.info("loop %d: %s", progress.n_done, output.record.decision)
             progress.add(output, time.perf_counter() - loop_start)
             if observer is not None:
@@ -169,22 +170,24 @@ def _decide(
     progress: RunProgress,
     output: LoopOutput,
     has_global: bool,
-    is_warm_start: bool = False,
+    warm_acceptance: float | None = None,
 ) -> LoopOutput:
     """``output`` with the schedule's decision (and any convergence check) in its record."""
     record = output.record
     if has_global:
         outputs = [*progress.outputs, output]
         same_phase = [done for done in outputs if done.record.is_training == record.is_training]
-        # training: the last few loops (the model changes); production: all (it is fixed)
-        n_pooled = schedule.PLATEAU_LOOPS if record.is_training else len(same_phase)
+        # training: the last few loops (the model changes; fewer for a warm start, whose
+        # first loop proposes from the earlier target's model); production: all (it is fixed)
+        n_recent = schedule.PLATEAU_LOOPS if warm_acceptance is None else schedule.WARM_RECENT_LOOPS
+        n_pooled = n_recent if record.is_training else len(same_phase)
         recent = [done.log_weight for done in same_phase[-n_pooled:]]
         record = dataclasses.replace(record, pareto_k=pareto_k(np.stack(recent)))
         output = output._replace(record=record)
     outputs = [*progress.outputs, output]
     if record.is_training:
         records = [done.record for done in outputs]
-        decision = schedule.training_decision(config, records, has_global, is_warm_start)
+        decision = schedule.training_decision(config, records, has_global, warm_acceptance)
         return output._replace(
             record=dataclasses.replace(
                 record, decision=decision.reason, ends_phase=decision.ends_phase

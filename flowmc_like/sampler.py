@@ -614,7 +614,9 @@ def _warm_start_of(result: Any, sampler: Sampler) -> WarmStart | None:
         )
     model_params = result.model_params if sampler.global_model is not None else None
     in_latent = bool(np.any(result.history.in_latent_space[-1:]))
-    return WarmStart(model_params, result.kernel_params, in_latent)
+    acceptance = np.asarray(result.global_acceptance, dtype=float)
+    reached = float(np.mean(acceptance)) if acceptance.size else float("nan")
+    return WarmStart(model_params, result.kernel_params, in_latent, reached)
 
 
 def _reopen(

@@ -52,6 +52,8 @@ __all__ = [
     "MIN_PRODUCTION_LOOPS",
     "MIN_TRAINING_LOOPS",
     "WARM_MIN_TRAINING_LOOPS",
+    "WARM_RECENT_LOOPS",
+    "WARM_RECOVERY",
     "PLATEAU_GAIN",
     "PLATEAU_LOOPS",
     "Convergence",
@@ -64,7 +66,9 @@ __all__ = [
 ]
 
 MIN_TRAINING_LOOPS = 20
-WARM_MIN_TRAINING_LOOPS = 6
+WARM_MIN_TRAINING_LOOPS = 5
+WARM_RECENT_LOOPS = 3
+WARM_RECOVERY = 0.9
 PLATEAU_LOOPS = 5
 PLATEAU_GAIN = 0.02
 GOOD_ACCEPTANCE = 0.9
@@ -107,15 +111,21 @@ def training_decision(
     config: SamplerConfig,
     records: Sequence[LoopRecord],
     has_global: bool,
-    is_warm_start: bool = False,
+    warm_acceptance: float | None = None,
 ) -> Decision:
     """Whether training ends after the last of ``records`` (all of them training loops).
 
-    A warm-started run (`flowmc_like.Sampler.run` with ``warm_start``) starts from a trained
-    model and an adapted kernel, so it needs ``WARM_MIN_TRAINING_LOOPS`` loops at least
-    instead of ``MIN_TRAINING_LOOPS``; the same plateau and coverage checks then decide.
+    A warm-started run (`flowmc_like.Sampler.run` with ``warm_start``; ``warm_acceptance``
+    is then the earlier run's production global acceptance, NaN if it had none) starts
+    from a trained model and an adapted kernel, so it needs ``WARM_MIN_TRAINING_LOOPS``
+    loops at least instead of ``MIN_TRAINING_LOOPS``, and it ends as soon as the global
+    acceptance of its last ``WARM_RECENT_LOOPS`` loops is back to ``WARM_RECOVERY`` of the
+    earlier run's (the model does on the new target what it did on the old one) and the
+    model covers the target; otherwise the plateau and coverage checks decide as for a cold
+    start.
     """
     n_done = len(records)
+    is_warm_start = warm_acceptance is not None
     min_loops = WARM_MIN_TRAINING_LOOPS if is_warm_start else MIN_TRAINING_LOOPS
     if config.n_training_loops is not None:
         if n_done >= config.n_training_loops:
@@ -131,14 +141,26 @@ def training_decision(
     if not has_global:
         return Decision(True, f"training ends: the kernel adapted for {n_done} loops")
     acceptance = np.array([record.global_acceptance for record in records])
+    k_hat = records[-1].pareto_k
+    if is_warm_start and np.isfinite(warm_acceptance) and k_hat <= TRAINED_PARETO_K:
+        recovered = float(np.mean(acceptance[-WARM_RECENT_LOOPS:]))
+        if recovered >= WARM_RECOVERY * warm_acceptance:
+            return Decision(
+                True,
+                f"training ends: global acceptance {recovered:.2f} is back to "
+                f"{WARM_RECOVERY:.0%} of the warm start's {warm_acceptance:.2f}",
+            )
     recent = float(np.mean(acceptance[-PLATEAU_LOOPS:]))
+    if n_done <= PLATEAU_LOOPS and recent < GOOD_ACCEPTANCE:  # (a short warm start)
+        return Decision(
+            False, f"training: {n_done} loops are too few to see the acceptance level off"
+        )
     # the PLATEAU_LOOPS before the recent ones (fewer after a short warm start)
     before = float(np.mean(acceptance[max(n_done - 2 * PLATEAU_LOOPS, 0) : -PLATEAU_LOOPS]))
     if recent < GOOD_ACCEPTANCE and recent - before >= PLATEAU_GAIN:
         return Decision(
             False, f"training: global acceptance still rising ({before:.2f} -> {recent:.2f})"
         )
-    k_hat = records[-1].pareto_k
     if k_hat > TRAINED_PARETO_K:
         return Decision(
             False,

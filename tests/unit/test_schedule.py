@@ -192,3 +192,30 @@ def test_pareto_k_tells_a_light_tailed_proposal_from_a_heavy_one():
     assert pareto_k(log_weights(1.5)) < 0.5
     assert pareto_k(log_weights(0.3)) > 0.7
     assert np.isnan(pareto_k(np.full(10, -np.inf)))
+
+
+def test_a_warm_start_ends_once_the_acceptance_is_back_to_the_earlier_runs():
+    rising = [0.0, 0.25, 0.45, 0.6, 0.64, 0.66]  # the earlier run reached 0.7 in production
+
+    def training(acceptances):
+        return [record(a, pareto_k=0.3) for a in acceptances]
+    for n_done in range(1, schedule.WARM_MIN_TRAINING_LOOPS):
+        decision = schedule.training_decision(AUTO, training(rising[:n_done]), True, 0.7)
+        assert not decision.ends_phase and "warm start, at least" in decision.reason
+    early = schedule.training_decision(AUTO, training(rising[:5]), True, 0.7)
+    assert not early.ends_phase  # last three 0.56 < 0.9 * 0.7
+    decision = schedule.training_decision(AUTO, training(rising), True, 0.7)
+    assert decision.ends_phase and "back to 90% of the warm start's 0.70" in decision.reason
+    # the model does not cover the new target yet: training goes on
+    light = [*training(rising[:-1]), record(0.66, pareto_k=0.9)]
+    assert not schedule.training_decision(AUTO, light, True, 0.7).ends_phase
+    # a cold run with the same loops trains at least MIN_TRAINING_LOOPS
+    assert not schedule.training_decision(AUTO, training(rising), True).ends_phase
+
+
+def test_a_short_warm_start_never_claims_a_plateau_from_too_few_loops():
+    flat = training([0.3] * schedule.PLATEAU_LOOPS)
+    decision = schedule.training_decision(AUTO, flat, True, float("nan"))  # no reference
+    assert not decision.ends_phase and "too few" in decision.reason
+    longer = training([0.3] * (schedule.PLATEAU_LOOPS + 1))
+    assert schedule.training_decision(AUTO, longer, True, float("nan")).ends_phase
