@@ -6,8 +6,11 @@ vector sums to one). Samplers work on the *unconstrained* space: every variable 
 both, and the map back; this module wraps them as a `ModelTarget`:
 
 - ``target.log_prob``: a flat unconstrained position ``(n_dim,)`` -> scalar log density, ready
-  for `flowmc_like.Sampler`. It carries the map back, so a `SamplerResult` of a run on it
+  for `flowmc_like.Sampler`, callable as ``log_prob(x)`` (on the target's own data) or
+  ``log_prob(x, data)``. It carries the map back, so a `SamplerResult` of a run on it
   exports the model's own variable names and constrained values to ArviZ.
+- ``target.data``: the model's data, the part of its inputs that is *traced* (see below).
+  ``target.with_data(...)`` is the same target on new data of the same shapes.
 - ``target.n_dim`` and ``target.initial_position(key, n_chains)``: starting points from the
   PPL's own initialisation (numpyro's ``init_to_uniform``: uniform in ``(-2, 2)`` in the
   unconstrained space; PyMC's initial point jittered by ``U(-1, 1)``).
@@ -15,41 +18,93 @@ both, and the map back; this module wraps them as a `ModelTarget`:
   log-Jacobian included, every observed site's and factor's term left out), so
   ``log_prob - log_prior`` is the log likelihood. Tempering (``Sampler(n_temperatures=...)``)
   uses it to temper the likelihood only; the hottest replica then samples the prior.
-- ``target.constrain(flat)``: unconstrained draws ``(..., n_dim)`` -> ``{name: (..., *shape)}``
-  of constrained values, deterministic sites included.
+- ``target.constrain(flat, data=None)``: unconstrained draws ``(..., n_dim)`` ->
+  ``{name: (..., *shape)}`` of constrained values, deterministic sites included.
+
+**Traced data and baked-in settings.** The compiled programs of a run (and the map back)
+take the model's data as an *input*: a new dataset of the same shapes and dtypes runs the
+programs already compiled. Everything else is *baked in* (a constant of the program, or a
+Python value read while tracing): a new value compiles a new program.
+
+numpyro (``fm.from_numpyro(model, *model_args, **model_kwargs)``): the arguments
+``(model_args, model_kwargs)`` are a JAX pytree (``None`` is structure, not a leaf).
+
+- Traced: every leaf that is an array of a numeric or boolean dtype: numpy arrays, numpy
+  scalars (``np.float32(2.0)``) and JAX arrays. ``target.data`` is
+  ``(model_args, model_kwargs)`` with every other leaf replaced by None, e.g.
+  ``((X,), {"y": y, "n_groups": None})`` for ``from_numpyro(model, X, y=y, n_groups=4)``.
+- Baked in: every other leaf (Python ints, floats, bools and strings, often plate sizes or
+  flags; callables; arrays of other dtypes; other objects), the arguments' structure (which
+  arguments are given, which are None), the traced leaves' shapes and dtypes, the model
+  function itself and whatever it reads from closures or globals, and ``numpyro.param`` /
+  ``numpyro.module`` values (taken from the model's first trace, as numpyro's own samplers do).
+- A model that needs an array argument's value while it is traced (``int(y.max())``, numpy
+  calls on an argument, Python control flow on its values) cannot take it as an input: then
+  every argument is baked in, with a warning saying why. Pass such values as Python ints.
+
+PyMC (``fm.from_pymc(model)``):
+
+- Traced: the ``pm.Data`` containers (``model.data_vars``). ``target.data`` is
+  ``{name: value}`` of their values when ``from_pymc`` was called; ``target.with_data(name=
+  value)`` swaps some of them (a later ``pm.set_data`` on the model does not change a target).
+- Baked in: observed values given as plain arrays (``observed=np.array(...)``), every
+  constant of the model's graph, the values of its other shared variables (dims' lengths),
+  the ``pm.Data`` shapes and dtypes, and the model's variables.
+
+Program identity: two targets whose programs are the same (the same model function or
+``pm.Model``, the same baked-in values and structure, traced data of the same shapes and
+dtypes) have log densities (and log priors) that compare and hash equal, so compiled runs
+are shared between them; `ModelLogDensity.program_key` is what is compared. Equal is not
+the same on a call without data: ``log_prob(x)`` reads each target's own data. JAX caches a
+jitted function's trace by the function's equality, so ``jax.jit(target.log_prob)`` called
+as ``f(x)`` bakes the first target's data into a trace that an equal target's
+``jax.jit(other.log_prob)(x)`` reuses. Under ``jax.jit`` of the density itself, pass the
+data (``f(x, other.data)``), or jit a new function (``jax.jit(lambda x: other.log_prob(x))``).
+The `Sampler` always passes the data.
 
 numpyro and PyMC are optional: each is imported only by its ``from_*`` function.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import hashlib
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowmc_like._types import Array, PRNGKey
+from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like._validation import check_callable, check_int
+from flowmc_like.adapters.model_data import ArgumentSplit, split_arguments, static_key
 
-__all__ = ["ModelLogDensity", "ModelTarget", "from_numpyro", "from_pymc"]
+__all__ = ["ModelLogDensity", "ModelLogPrior", "ModelTarget", "from_numpyro", "from_pymc"]
 
 
 CONSTRAIN_CHUNK = 1024
-"""Positions mapped per compiled call of `ModelLogDensity.constrain` (one compile per model)."""
+"""Positions mapped per compiled call of `ModelLogDensity.constrain` (one compile per program)."""
+
+_CONSTRAIN_CACHE_SIZE = 16
+_constrain_programs: collections.OrderedDict[Hashable, Callable[..., Any]] = (
+    collections.OrderedDict()
+)
+"""Jitted chunk maps of `ModelLogDensity.constrain`, per program key (most recent last)."""
 
 
 def _constrain_batched(
-    constrain_chunk: Callable[[Array], dict[str, Array]], flat: Any
+    constrain_chunk: Callable[[Array, PyTree], dict[str, Array]], flat: Any, data: PyTree
 ) -> dict[str, np.ndarray]:
     """Apply a chunk map to every position of ``flat`` ``(..., n_dim)``.
 
-    ``constrain_chunk`` is jitted on ``(CONSTRAIN_CHUNK, n_dim)``; the last chunk is padded, so
-    the map compiles once whatever the number of draws.
+    ``constrain_chunk`` is jitted on ``(CONSTRAIN_CHUNK, n_dim)`` positions and ``data``; the
+    last chunk is padded, so the map compiles once whatever the number of draws (and once
+    for all datasets of the same shapes).
     """
     flat = np.asarray(flat)
     batch_shape, n_dim = flat.shape[:-1], flat.shape[-1]
@@ -58,8 +113,9 @@ def _constrain_batched(
     n_padded = max(-(-n_rows // CONSTRAIN_CHUNK), 1) * CONSTRAIN_CHUNK
     padded = np.zeros((n_padded, n_dim), rows.dtype)
     padded[:n_rows] = rows
+    data = jax.device_put(data)  # once, not per chunk
     chunks = [
-        jax.device_get(constrain_chunk(padded[start : start + CONSTRAIN_CHUNK]))
+        jax.device_get(constrain_chunk(padded[start : start + CONSTRAIN_CHUNK], data))
         for start in range(0, n_padded, CONSTRAIN_CHUNK)
     ]
     return {
@@ -72,34 +128,131 @@ def _constrain_batched(
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ModelLogDensity:
-    """A PPL model's unconstrained log density, callable on one flat position.
+    """A PPL model's unconstrained log density: ``log_prob(x)`` or ``log_prob(x, data)``.
+
+    Every function takes the data as an argument, so under ``jit`` they are traced inputs
+    (see the module). A call without ``data`` (or with None) uses the model's own ``data``.
+
+    Two densities with equal ``program_key`` (not None) compare and hash equal: they
+    compute the same function of ``(x, data)``, so a compiled program of one serves the
+    other. Without a ``program_key`` a density equals only itself. Their calls without
+    ``data`` differ (each reads its own): ``jax.jit`` of the density itself, called as
+    ``f(x)``, shares its trace (and the first density's data) between equal densities; call
+    it as ``f(x, data)`` (see the module).
 
     Attributes:
-        log_density: ``(n_dim,)`` unconstrained position -> scalar log density (the model's
-            log joint with the observed data, plus the log-Jacobian of the map to the
-            unconstrained space).
-        constrain_one: ``(n_dim,)`` -> ``{name: constrained value}`` for one position.
+        log_density: ``(x (n_dim,), data) -> ()`` the model's log joint with its observed
+            data, plus the log-Jacobian of the map to the unconstrained space.
+        constrain_fn: ``(x (n_dim,), data) -> {name: constrained value}`` for one position.
         n_dim: length of the flat position.
-        log_prior: ``(n_dim,)`` -> the prior's log density on the same unconstrained
-            position (Jacobian included, observed sites and factors left out), or None.
+        log_prior_fn: ``(x (n_dim,), data) -> ()`` the prior's log density on the same
+            unconstrained position (Jacobian included, observed sites and factors left
+            out), or None.
+        data: the model's own data, a pytree of arrays (the traced inputs).
+        program_key: hashable identity of the functions above as programs, or None.
     """
 
-    log_density: Callable[[Array], Array]
-    constrain_one: Callable[[Array], dict[str, Array]]
+    log_density: Callable[[Array, PyTree], Array]
+    constrain_fn: Callable[[Array, PyTree], dict[str, Array]]
     n_dim: int
-    log_prior: Callable[[Array], Array] | None = None
+    log_prior_fn: Callable[[Array, PyTree], Array] | None = None
+    data: PyTree = None
+    program_key: Hashable | None = None
 
-    def __call__(self, x: Array) -> Array:
-        """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``."""
-        return self.log_density(x)
+    def __call__(self, x: Array, data: PyTree = None) -> Array:
+        """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``.
+
+        Args:
+            x: ``(n_dim,)`` unconstrained position.
+            data: the model's data (traced under ``jit``); None for the target's own.
+        """
+        return self.log_density(x, self._data(data))
+
+    def _data(self, data: PyTree) -> PyTree:
+        return self.data if data is None else data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelLogDensity):
+            return NotImplemented
+        if self.program_key is None or other.program_key is None:
+            return self is other
+        return self.program_key == other.program_key
+
+    def __hash__(self) -> int:
+        return id(self) if self.program_key is None else hash(self.program_key)
+
+    def constrain_one(self, x: Array, data: PyTree = None) -> dict[str, Array]:
+        """``{name: constrained value}`` at one position ``x`` ``(n_dim,)`` on ``data``."""
+        return self.constrain_fn(x, self._data(data))
 
     @functools.cached_property
-    def _constrain_chunk(self) -> Callable[[Array], dict[str, Array]]:
-        return jax.jit(jax.vmap(self.constrain_one))
+    def log_prior(self) -> ModelLogPrior | None:
+        """The model's log prior (`ModelLogPrior`), or None without a ``log_prior_fn``."""
+        return None if self.log_prior_fn is None else ModelLogPrior(self)
 
-    def constrain(self, flat: Any) -> dict[str, np.ndarray]:
-        """Constrained, named values of unconstrained positions ``(..., n_dim)``."""
-        return _constrain_batched(self._constrain_chunk, flat)
+    @functools.cached_property
+    def _constrain_chunk(self) -> Callable[[Array, PyTree], dict[str, Array]]:
+        """``constrain_fn`` jitted on a chunk of positions, shared by equal densities."""
+        if self.program_key is None:
+            return _jit_constrain(self.constrain_fn)
+        program = _constrain_programs.get(self.program_key)
+        if program is None:
+            program = _constrain_programs[self.program_key] = _jit_constrain(self.constrain_fn)
+            while len(_constrain_programs) > _CONSTRAIN_CACHE_SIZE:
+                _constrain_programs.popitem(last=False)
+        _constrain_programs.move_to_end(self.program_key)
+        return program
+
+    def constrain(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
+        """Constrained, named values of unconstrained positions.
+
+        Args:
+            flat: ``(..., n_dim)`` unconstrained positions.
+            data: the model's data (deterministic sites may depend on it); None for the
+                target's own.
+
+        Returns:
+            ``{name: (..., *shape)}`` numpy arrays, deterministic sites included.
+        """
+        return _constrain_batched(self._constrain_chunk, flat, self._data(data))
+
+
+def _jit_constrain(
+    constrain_fn: Callable[[Array, PyTree], dict[str, Array]],
+) -> Callable[[Array, PyTree], dict[str, Array]]:
+    """``(positions (m, n_dim), data) -> {name: (m, ...)}``, jitted (``data`` not mapped)."""
+    return jax.jit(jax.vmap(constrain_fn, in_axes=(0, None)))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ModelLogPrior:
+    """A model's log prior on the flat unconstrained position: ``log_prior(x[, data])``.
+
+    Equal (and hash equal) to the log prior of an equal `ModelLogDensity`.
+
+    Attributes:
+        density: the `ModelLogDensity` whose ``log_prior_fn`` and ``data`` it uses.
+    """
+
+    density: ModelLogDensity
+
+    def __call__(self, x: Array, data: PyTree = None) -> Array:
+        """Log prior at ``x`` ``(n_dim,)`` on ``data`` (None: the target's own); shape ``()``."""
+        assert self.density.log_prior_fn is not None
+        return self.density.log_prior_fn(x, self.density._data(data))
+
+    @property
+    def data(self) -> PyTree:
+        """The model's own data."""
+        return self.density.data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelLogPrior):
+            return NotImplemented
+        return self is other or self.density == other.density
+
+    def __hash__(self) -> int:
+        return hash(("log_prior", hash(self.density)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -107,31 +260,53 @@ class ModelTarget:
     """A PPL model as a flowmc_like target (see the module docstring).
 
     Attributes:
-        log_prob: the `ModelLogDensity` to pass to `flowmc_like.Sampler`.
+        log_prob: the `ModelLogDensity` to pass to `flowmc_like.Sampler` (it holds the data).
         n_dim: length of the flat unconstrained position.
         names: the model's latent variable names, in the flat layout's order.
-        initial_positions: ``(key, n_chains) -> (n_chains, n_dim)`` unconstrained starts.
+        initial_positions: ``(key, n_chains, data) -> (n_chains, n_dim)`` unconstrained starts.
+        rebind: ``(data, *args, **kwargs) -> new data``: the data of `with_data`'s arguments
+            (``data`` is the current data), raising a ValueError if they need a new program.
     """
 
     log_prob: ModelLogDensity
     n_dim: int
     names: tuple[str, ...]
-    initial_positions: Callable[[PRNGKey, int], Array]
+    initial_positions: Callable[[PRNGKey, int, PyTree], Array]
+    rebind: Callable[..., PyTree]
 
     @property
-    def log_prior(self) -> Callable[[Array], Array] | None:
+    def data(self) -> PyTree:
+        """The model's data: the traced inputs of its programs (see the module)."""
+        return self.log_prob.data
+
+    @property
+    def log_prior(self) -> ModelLogPrior | None:
         """The model's log prior on the flat unconstrained position (see the module)."""
         return self.log_prob.log_prior
+
+    def with_data(self, *args: Any, **kwargs: Any) -> ModelTarget:
+        """This target on new data of the same shapes, reusing its functions and programs.
+
+        numpyro: the model's arguments, all of them, as for `from_numpyro`
+        (``target.with_data(X_new, y=y_new)``). PyMC: ``pm.Data`` values by name, the
+        others kept (``target.with_data(x=x_new)``).
+
+        Raises:
+            ValueError: the new arguments need a new program (another structure, a new
+                static value, a new shape or dtype); the message names the argument.
+        """
+        data = self.rebind(self.data, *args, **kwargs)
+        return dataclasses.replace(self, log_prob=dataclasses.replace(self.log_prob, data=data))
 
     def initial_position(self, key: PRNGKey, n_chains: int) -> Array:
         """``(n_chains, n_dim)`` unconstrained starting points from the PPL's initialisation."""
         n_chains = check_int("n_chains", n_chains, owner="ModelTarget.initial_position")
-        positions = self.initial_positions(key, n_chains)
+        positions = self.initial_positions(key, n_chains, self.data)
         return jnp.asarray(positions).reshape((n_chains, self.n_dim))
 
-    def constrain(self, flat: Any) -> dict[str, np.ndarray]:
-        """Constrained, named values of unconstrained positions ``(..., n_dim)``."""
-        return self.log_prob.constrain(flat)
+    def constrain(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
+        """Constrained, named values of unconstrained positions ``(..., n_dim)`` on ``data``."""
+        return self.log_prob.constrain(flat, data)
 
 
 def _raw_key(key: PRNGKey) -> Array:
@@ -144,14 +319,19 @@ def _raw_key(key: PRNGKey) -> Array:
 def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: Any) -> ModelTarget:
     """A numpyro model (with its data) as a target on its unconstrained space.
 
-    Uses ``numpyro.infer.util.initialize_model``: its ``potential_fn`` (minus the log
-    density, Jacobians included) and its ``postprocess_fn`` (the map back to constrained
-    values, deterministic sites included). Latent sites are flattened in numpyro's order
-    (sorted by name).
+    Uses ``numpyro.infer.util.initialize_model`` with ``dynamic_args=True``: its
+    ``potential_fn(*args, **kwargs)`` is ``numpyro.infer.util.potential_energy`` of the model
+    on those arguments (minus the log density, Jacobians included) and its
+    ``postprocess_fn(*args, **kwargs)`` the map back to constrained values
+    (``numpyro.infer.util.constrain_fn`` with the deterministic sites, when the model has
+    any or a support depends on its inputs). Both are called with the arguments rebuilt
+    from the static ones and the data, so the data are traced (see the module for what is
+    traced and what is baked in). Latent sites are flattened in numpyro's order (sorted by
+    name), with ``jax.flatten_util.ravel_pytree``.
 
-    ``target.log_prior`` is the ``potential_fn`` of the same model with its observed sample
-    sites hidden (``numpyro.handlers.block``): the same latent sites, transforms and flat
-    layout, the log-Jacobian kept. Observed means observed in the model's trace with these
+    ``target.log_prior`` is the same potential of the model with its observed sample sites
+    hidden (``numpyro.handlers.block``): the same latent sites, transforms and flat layout,
+    the log-Jacobian kept. Observed means observed in the model's trace with these
     arguments: ``obs=`` sites (in plates or scans), ``numpyro.factor`` terms and sites fixed
     by ``numpyro.handlers.condition`` all count as likelihood.
 
@@ -161,7 +341,8 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
         **model_kwargs: keyword arguments of ``model``.
 
     Returns:
-        A `ModelTarget`.
+        A `ModelTarget`; ``target.data`` is ``(model_args, model_kwargs)`` with the static
+        leaves replaced by None.
 
     Raises:
         ImportError: numpyro is not installed.
@@ -169,13 +350,17 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
 
     Example:
         >>> import numpyro, numpyro.distributions as dist
-        >>> def model():
-        ...     numpyro.sample("scale", dist.HalfNormal(1.0))
-        >>> target = from_numpyro(model)
-        >>> target.n_dim, target.names
-        (1, ('scale',))
+        >>> def model(y):
+        ...     scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+        ...     numpyro.sample("y", dist.Normal(0.0, scale), obs=y)
+        >>> target = from_numpyro(model, np.array([0.5, -1.0]))
+        >>> target.n_dim, target.names, target.data
+        (1, ('scale',), ((array([ 0.5, -1. ]),), {}))
         >>> target.constrain(jnp.zeros((2, 1)))["scale"].tolist()  # scale = exp(u)
         [1.0, 1.0]
+        >>> other = target.with_data(np.array([2.0, 0.1]))
+        >>> other.log_prob == target.log_prob  # the same program, on other data
+        True
     """
     check_callable("model", model, owner="from_numpyro")
     try:
@@ -184,42 +369,108 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
         raise ImportError("from_numpyro needs numpyro: pip install numpyro") from error
     from jax.flatten_util import ravel_pytree
 
-    def initialize(raw_key: Array, of: Callable[..., Any] = model) -> Any:
+    def initialize(raw_key: Array, of: Callable[..., Any], dynamic: bool, *args, **kwargs) -> Any:
         return initialize_model(
-            raw_key, of, model_args=model_args, model_kwargs=model_kwargs or None
+            raw_key, of, model_args=args, model_kwargs=kwargs or None, dynamic_args=dynamic
         )
 
-    info = initialize(jax.random.PRNGKey(0))
+    info = initialize(jax.random.PRNGKey(0), model, True, *model_args, **model_kwargs)
     example = info.param_info.z
     if not example:
         raise ValueError("model has no latent site to sample (every site is observed)")
     flat_example, unravel = ravel_pytree(example)
-    potential_fn, postprocess_fn = info.potential_fn, info.postprocess_fn
-
-    def log_density(x: Array) -> Array:
-        return -potential_fn(unravel(x))
-
-    def constrain_one(x: Array) -> dict[str, Array]:
-        return postprocess_fn(unravel(x))
-
     prior_model = _numpyro_prior_model(model, _numpyro_observed_sites(info.model_trace))
-    prior_potential_fn = initialize(jax.random.PRNGKey(0), prior_model).potential_fn
+    prior_info = initialize(jax.random.PRNGKey(0), prior_model, True, *model_args, **model_kwargs)
+    functions = _NumpyroFunctions(
+        model, info.potential_fn, info.postprocess_fn, prior_info.potential_fn, unravel
+    )
+    n_dim = int(flat_example.shape[0])
+    split, data = split_arguments(model_args, model_kwargs)
+    density = functions.density(split, data, n_dim)
+    error = _trace_error(density, flat_example) if jax.tree.leaves(data) else None
+    if error is not None:  # the model needs concrete argument values: bake them in
+        split, data = split_arguments(model_args, model_kwargs, traced=False)
+        density = functions.density(split, data, n_dim)
+        if _trace_error(density, flat_example) is None:
+            warnings.warn(
+                "from_numpyro: the model could not be traced with its array arguments as "
+                f"inputs ({type(error).__name__}: {str(error).splitlines()[0]}); they are "
+                "baked into the compiled programs instead, so new data compile new programs. "
+                "A model that needs an argument's value while it is traced (int(y.max()), "
+                "numpy on an argument) should take that value as a Python int.",
+                UserWarning,
+                stacklevel=2,
+            )
 
-    def log_prior(x: Array) -> Array:
-        return -prior_potential_fn(unravel(x))
-
-    def initial_positions(key: PRNGKey, n_chains: int) -> Array:
+    def initial_positions(key: PRNGKey, n_chains: int, data: PyTree) -> Array:
+        args, kwargs = split.arguments(data)
         keys = _raw_key(jax.random.split(key, n_chains))
-        z = initialize(keys).param_info.z
+        z = initialize(keys, model, False, *args, **kwargs).param_info.z
         return jax.vmap(lambda tree: ravel_pytree(tree)[0])(z)
 
-    n_dim = int(flat_example.shape[0])
+    def rebind(data: PyTree, *args: Any, **kwargs: Any) -> PyTree:
+        del data  # the arguments are given whole
+        new_split, new_data = split_arguments(args, kwargs, traced=split.traced)
+        split.check_same_program(new_split, "ModelTarget.with_data", "fm.from_numpyro")
+        return new_data
+
     return ModelTarget(
-        log_prob=ModelLogDensity(log_density, constrain_one, n_dim, log_prior),
+        log_prob=density,
         n_dim=n_dim,
         names=tuple(sorted(example)),
         initial_positions=initial_positions,
+        rebind=rebind,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _NumpyroFunctions:
+    """numpyro's functions of a model's arguments (``initialize_model(dynamic_args=True)``).
+
+    Attributes:
+        model: the model function.
+        potential_fn: ``(*args, **kwargs) -> (params -> potential energy)``.
+        postprocess_fn: ``(*args, **kwargs) -> (params -> {name: constrained value})``.
+        prior_potential_fn: ``potential_fn`` of the model with its observed sites hidden.
+        unravel: flat ``(n_dim,)`` position -> the unconstrained latent dict.
+    """
+
+    model: Callable[..., Any]
+    potential_fn: Callable[..., Callable[[Any], Array]]
+    postprocess_fn: Callable[..., Callable[[Any], dict[str, Array]]]
+    prior_potential_fn: Callable[..., Callable[[Any], Array]]
+    unravel: Callable[[Array], Any]
+
+    def density(self, split: ArgumentSplit, data: PyTree, n_dim: int) -> ModelLogDensity:
+        """The `ModelLogDensity` of the model on arguments rebuilt from ``split`` and data."""
+
+        def log_density(x: Array, data: PyTree) -> Array:
+            args, kwargs = split.arguments(data)
+            return -self.potential_fn(*args, **kwargs)(self.unravel(x))
+
+        def constrain_fn(x: Array, data: PyTree) -> dict[str, Array]:
+            args, kwargs = split.arguments(data)
+            return self.postprocess_fn(*args, **kwargs)(self.unravel(x))
+
+        def log_prior(x: Array, data: PyTree) -> Array:
+            args, kwargs = split.arguments(data)
+            return -self.prior_potential_fn(*args, **kwargs)(self.unravel(x))
+
+        program_key = ("numpyro", static_key(self.model), split.key)
+        return ModelLogDensity(log_density, constrain_fn, n_dim, log_prior, data, program_key)
+
+
+def _trace_error(density: ModelLogDensity, x: Array) -> Exception | None:
+    """The error of tracing ``density``'s functions on ``x`` and its data, or None."""
+    data = density.data
+    try:
+        jax.eval_shape(density.log_density, x, data)
+        jax.eval_shape(density.constrain_fn, x, data)
+        if density.log_prior_fn is not None:
+            jax.eval_shape(density.log_prior_fn, x, data)
+    except Exception as error:  # any failure: the caller tries with the data baked in
+        return error
+    return None
 
 
 def _numpyro_observed_sites(model_trace: dict[str, Any]) -> frozenset[str]:
@@ -248,11 +499,15 @@ def _numpyro_prior_model(model: Callable[..., Any], observed: frozenset[str]) ->
 def from_pymc(model: Any) -> ModelTarget:
     """A PyMC model as a target on its unconstrained space, through PyMC's JAX export.
 
-    Uses ``pymc.sampling.jax.get_jaxified_logp`` (the model's log density over its value
-    variables, transformed ones with their Jacobians) and ``get_jaxified_graph`` from the
-    value variables to ``model.unobserved_value_vars`` (constrained values and
-    deterministics) for the map back. Starting points are PyMC's initial point plus
-    ``U(-1, 1)`` jitter in the unconstrained space, as PyMC's own samplers start.
+    Uses ``pymc.sampling.jax.get_jaxified_graph`` on the model's log density over its value
+    variables (``model.logp()``: transformed ones with their Jacobians) and on
+    ``model.unobserved_value_vars`` (constrained values and deterministics) for the map back.
+    The ``pm.Data`` containers (``model.data_vars``) are replaced in these graphs by symbolic
+    inputs (``pytensor.graph.replace.graph_replace``), so they are traced: ``target.data`` is
+    ``{name: value}`` of their current values, ``target.with_data(name=value)`` swaps them.
+    Everything else is baked in (see the module), observed values given as plain arrays
+    included. Starting points are PyMC's initial point plus ``U(-1, 1)`` jitter in the
+    unconstrained space, as PyMC's own samplers start.
 
     ``target.log_prior`` is ``model.logp(vars=model.free_RVs, jacobian=True)``, jaxified the
     same way: the free variables' log densities with their transforms' Jacobians; observed
@@ -272,50 +527,149 @@ def from_pymc(model: Any) -> ModelTarget:
 
     Raises:
         ImportError: PyMC is not installed (``pip install "flowmc_like[pymc]"``).
+        ValueError: the model has no free variable.
     """
     try:
-        from pymc.sampling.jax import get_jaxified_graph, get_jaxified_logp
+        from pymc.sampling.jax import get_jaxified_graph
+        from pytensor.graph.replace import graph_replace
     except ImportError as error:
         raise ImportError('from_pymc needs PyMC: pip install "flowmc_like[pymc]"') from error
 
     value_vars = list(model.value_vars)
     if not value_vars:
         raise ValueError("model has no free variable to sample")
+    data_vars = list(model.data_vars)
+    data_names = tuple(v.name for v in data_vars)
+    data_inputs = [v.type(name=v.name) for v in data_vars]
+    data = {v.name: np.array(v.get_value()) for v in data_vars}
+
+    def jaxify(outputs: list[Any]) -> Callable[..., list[Array]]:
+        """``(*values, *data) -> outputs``, the ``pm.Data`` containers as inputs."""
+        outputs = graph_replace(
+            outputs, dict(zip(data_vars, data_inputs, strict=True)), strict=False
+        )
+        return get_jaxified_graph(inputs=[*value_vars, *data_inputs], outputs=outputs)
+
     initial_point = model.initial_point()
     shapes = [tuple(np.shape(initial_point[v.name])) for v in value_vars]
     sizes = [math.prod(shape) for shape in shapes]
     offsets = np.cumsum([0, *sizes])
     n_dim = int(offsets[-1])
-    logp = get_jaxified_logp(model)
-    prior_graph = get_jaxified_graph(
-        inputs=value_vars, outputs=[model.logp(vars=model.free_RVs, jacobian=True)]
-    )
+    log_prob_outputs = [model.logp()]
+    prior_outputs = [model.logp(vars=model.free_RVs, jacobian=True)]
     outputs = list(model.unobserved_value_vars)
-    constrained_graph = get_jaxified_graph(inputs=value_vars, outputs=outputs)
+    logp_graph, prior_graph = jaxify(log_prob_outputs), jaxify(prior_outputs)
+    constrained_graph = jaxify(outputs)
     output_names = [v.name for v in outputs]
     flat_initial = np.concatenate([np.ravel(initial_point[v.name]) for v in value_vars]).astype(
         np.result_type(float)
     )
 
-    def split(x: Array) -> list[Array]:
-        return [x[offsets[i] : offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+    def inputs(x: Array, data: PyTree) -> list[Any]:
+        values = [x[offsets[i] : offsets[i + 1]].reshape(shape) for i, shape in enumerate(shapes)]
+        return [*values, *(data[name] for name in data_names)]
 
-    def log_density(x: Array) -> Array:
-        return jnp.asarray(logp(split(x))).reshape(())
+    def log_density(x: Array, data: PyTree) -> Array:
+        return jnp.asarray(logp_graph(*inputs(x, data))[0]).reshape(())
 
-    def constrain_one(x: Array) -> dict[str, Array]:
-        return dict(zip(output_names, constrained_graph(*split(x)), strict=True))
+    def constrain_fn(x: Array, data: PyTree) -> dict[str, Array]:
+        return dict(zip(output_names, constrained_graph(*inputs(x, data)), strict=True))
 
-    def log_prior(x: Array) -> Array:
-        return jnp.asarray(prior_graph(*split(x))[0]).reshape(())
+    def log_prior(x: Array, data: PyTree) -> Array:
+        return jnp.asarray(prior_graph(*inputs(x, data))[0]).reshape(())
 
-    def initial_positions(key: PRNGKey, n_chains: int) -> Array:
+    def initial_positions(key: PRNGKey, n_chains: int, data: PyTree) -> Array:
+        del data  # PyMC's initial point is taken once
         jitter = jax.random.uniform(key, (n_chains, n_dim), minval=-1.0, maxval=1.0)
         return jnp.asarray(flat_initial) + jitter.astype(flat_initial.dtype)
 
+    def rebind(current: PyTree, *args: Any, **values: Any) -> PyTree:
+        return _pymc_rebind(current, args, values)
+
+    program_key = (
+        "pymc",
+        static_key(model),
+        _pymc_structure_key(model, shapes),
+        _pymc_baked_shared_key(
+            [*log_prob_outputs, *prior_outputs, *outputs], frozenset(map(id, data_vars))
+        ),
+        tuple((name, np.shape(data[name]), data[name].dtype.str) for name in data_names),
+    )
     return ModelTarget(
-        log_prob=ModelLogDensity(log_density, constrain_one, n_dim, log_prior),
+        log_prob=ModelLogDensity(log_density, constrain_fn, n_dim, log_prior, data, program_key),
         n_dim=n_dim,
         names=tuple(v.name for v in value_vars),
         initial_positions=initial_positions,
+        rebind=rebind,
     )
+
+
+def _pymc_structure_key(model: Any, shapes: list[tuple[int, ...]]) -> Hashable:
+    """The model's variables (by identity, as the model holds them) and value shapes.
+
+    A ``pm.Model`` can gain variables after a first `from_pymc`; such a model is another
+    program.
+    """
+    named = tuple((name, id(var)) for name, var in model.named_vars.items())
+    return (named, tuple(id(v) for v in model.value_vars), tuple(shapes))
+
+
+def _pymc_baked_shared_key(outputs: list[Any], data_ids: frozenset[int]) -> Hashable:
+    """The values of the graphs' shared variables other than ``pm.Data`` (baked in as constants).
+
+    Each as ``(name, shape, dtype, digest of its bytes)``: dims' lengths and any other
+    ``pytensor.shared`` the model reads.
+    """
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    try:
+        from pytensor.graph.traversal import graph_inputs
+    except ImportError:  # pytensor < 2.31
+        from pytensor.graph.basic import graph_inputs
+
+    key = []
+    for var in graph_inputs(outputs):
+        if isinstance(var, SharedVariable) and id(var) not in data_ids:
+            value = np.ascontiguousarray(var.get_value(borrow=True))
+            digest = hashlib.blake2b(value.tobytes(), digest_size=16).hexdigest()
+            key.append((var.name, id(var), value.shape, value.dtype.str, digest))
+    return tuple(key)
+
+
+def _pymc_rebind(
+    current: dict[str, np.ndarray], args: tuple[Any, ...], values: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """``current`` with some ``pm.Data`` values replaced, each of the same shape and dtype.
+
+    Raises:
+        TypeError: positional arguments (``pm.Data`` are given by name).
+        ValueError: an unknown name, another shape, or a dtype that does not cast safely.
+    """
+    again = "that compiles a new program; call pm.set_data on the model and fm.from_pymc again"
+    if args:
+        raise TypeError(
+            "ModelTarget.with_data: a PyMC target takes its pm.Data values by name, e.g. "
+            f"with_data({next(iter(current), 'x')}=...); got {len(args)} positional argument(s)"
+        )
+    unknown = sorted(set(values) - set(current))
+    if unknown:
+        raise ValueError(
+            f"ModelTarget.with_data: the model has no pm.Data named {unknown}; its pm.Data are "
+            f"{sorted(current)}"
+        )
+    new = dict(current)
+    for name, value in values.items():
+        old = current[name]
+        value = np.asarray(value)
+        if value.shape != old.shape:
+            raise ValueError(
+                f"ModelTarget.with_data: pm.Data {name!r} has shape {value.shape} instead of "
+                f"{old.shape}; {again}"
+            )
+        if not np.can_cast(value.dtype, old.dtype, casting="same_kind"):
+            raise ValueError(
+                f"ModelTarget.with_data: pm.Data {name!r} has dtype {value.dtype}, which does "
+                f"not cast to its dtype {old.dtype}; {again}"
+            )
+        new[name] = value.astype(old.dtype)
+    return new

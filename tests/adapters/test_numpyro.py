@@ -244,5 +244,225 @@ def test_log_prior_has_gradients_and_batches():
 def test_a_model_log_density_without_a_prior_has_none():
     from flowmc_like.adapters.ppl import ModelLogDensity
 
-    density = ModelLogDensity(lambda x: -x @ x, lambda x: {"x": x}, 2)
+    density = ModelLogDensity(lambda x, data: -x @ x, lambda x, data: {"x": x}, 2)
     assert density.log_prior is None
+    assert density == density and density != ModelLogDensity(density.log_density, None, 2)
+
+
+# --- The model's data are traced inputs --------------------------------------------------
+
+
+def regression(X, y=None, prior_scale=1.0, link="identity"):
+    """y ~ N(X b, s), with a deterministic site that depends on the data (the mean)."""
+    b = numpyro.sample("b", dist.Normal(0.0, prior_scale).expand([X.shape[1]]).to_event(1))
+    s = numpyro.sample("s", dist.HalfNormal(1.0))
+    mean = numpyro.deterministic("mean", X @ b if link == "identity" else jnp.exp(X @ b))
+    with numpyro.plate("n", X.shape[0]):
+        numpyro.sample("y", dist.Normal(mean, s), obs=y)
+
+
+def _dataset(seed, n=12):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2)).astype(np.float32)
+    return X, (X @ np.array([1.0, -0.5]) + rng.normal(0.0, 0.3, n)).astype(np.float32)
+
+
+def _numpyro_potential_fn(model, *args, **kwargs):
+    """numpyro's own potential_fn of the model with its data closed over (the reference)."""
+    from numpyro.infer.util import initialize_model
+
+    return initialize_model(
+        jax.random.PRNGKey(0), model, model_args=args, model_kwargs=kwargs
+    ).potential_fn
+
+
+def test_the_data_are_the_array_arguments_and_the_rest_is_static():
+    X, y = _dataset(0)
+    target = fm.from_numpyro(regression, X, y=y, prior_scale=np.float32(2.0), link="identity")
+    (args, kwargs) = target.data
+    assert args[0] is X and kwargs["y"] is y and kwargs["link"] is None
+    assert isinstance(kwargs["prior_scale"], np.float32)  # a numpy scalar is traced
+    assert target.log_prob.data is target.data and target.log_prior.data is target.data
+    assert fm.from_numpyro(regression, X, y, 2.0).data == ((X, y, None), {})
+
+
+def test_log_density_on_data_equals_numpyro_potential_on_random_points():
+    """log_prob(x, data) = -potential_fn(x) of the model with those data closed over, for
+    the target's own data and for another dataset; log_prob(x) uses the target's own."""
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    target = fm.from_numpyro(regression, X1, y1, prior_scale=2.0)
+    other = fm.from_numpyro(regression, X2, y2, prior_scale=2.0)
+    xs = jax.random.normal(jax.random.key(0), (5, 3))
+    for (X, y), data in (((X1, y1), target.data), ((X2, y2), other.data)):
+        potential_fn = _numpyro_potential_fn(regression, X, y, prior_scale=2.0)
+        for x in xs:
+            expected = -potential_fn({"b": x[:2], "s": x[2]})
+            np.testing.assert_allclose(target.log_prob(x, data), expected, rtol=1e-6)
+    for x in xs:
+        assert float(target.log_prob(x)) == float(target.log_prob(x, target.data))
+        assert float(target.log_prob(x, None)) == float(target.log_prob(x))
+
+
+def test_equal_programs_compare_and_hash_equal():
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    first = fm.from_numpyro(regression, X1, y1, prior_scale=2.0)
+    second = fm.from_numpyro(regression, X2, y2, prior_scale=2.0)
+    assert first.log_prob == second.log_prob
+    assert hash(first.log_prob) == hash(second.log_prob)
+    assert first.log_prior == second.log_prior
+    assert hash(first.log_prior) == hash(second.log_prior)
+    assert first.log_prob.program_key == second.log_prob.program_key
+    different = {
+        "a shape": fm.from_numpyro(regression, *_dataset(2, n=20), prior_scale=2.0),
+        "a dtype": fm.from_numpyro(regression, X2.astype(np.float64), y2, prior_scale=2.0),
+        "a static value": fm.from_numpyro(regression, X2, y2, prior_scale=3.0),
+        "a structure": fm.from_numpyro(regression, X2, y=y2, prior_scale=2.0),
+        "a model": fm.from_numpyro(normal_with_factor, y1),
+    }
+    for what, target in different.items():
+        assert target.log_prob != first.log_prob, what
+        assert target.log_prior != first.log_prior, what
+
+
+def test_with_data_reuses_the_functions_and_refuses_a_new_program():
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    target = fm.from_numpyro(regression, X1, y=y1, link="exp")
+    moved = target.with_data(X2, y=y2, link="exp")
+    assert moved.log_prob == target.log_prob and moved.names == target.names
+    assert moved.data[0][0] is X2 and target.data[0][0] is X1  # the target is unchanged
+    x = jnp.array([0.2, -0.1, 0.3])
+    np.testing.assert_allclose(
+        moved.log_prob(x), fm.from_numpyro(regression, X2, y=y2, link="exp").log_prob(x), rtol=1e-6
+    )
+    assert moved.initial_position(jax.random.key(0), 3).shape == (3, 3)
+    refused = [
+        ((X2[:5],), {"y": y2[:5], "link": "exp"}, r"argument 0 is traced but has a new shape"),
+        ((X2,), {"y": y2.astype(np.float64), "link": "exp"}, r"argument 'y' .* dtype float64"),
+        ((X2,), {"y": y2, "link": "identity"}, r"argument 'link' is static .* 'identity'"),
+        ((X2,), {"y": None, "link": "exp"}, r"argument 'y' has structure"),
+        ((X2, y2), {"link": "exp"}, r"2 positional argument\(s\) given"),
+        ((X2,), {"y": y2}, r"keyword arguments \['y'\] given"),
+    ]
+    for args, kwargs, match in refused:
+        with pytest.raises(ValueError, match=match) as error:
+            target.with_data(*args, **kwargs)
+        assert "compiles a new program; call fm.from_numpyro again" in str(error.value)
+
+
+def test_constrain_and_log_prior_use_the_data_they_are_given():
+    """The deterministic mean X b follows the data passed to constrain; log_prior has no
+    observation term and so no data dependence here, log_prob does."""
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    target = fm.from_numpyro(regression, X1, y1)
+    other = target.with_data(X2, y2)
+    flat = np.asarray(jax.random.normal(jax.random.key(1), (4, 5, 3)))
+    mine, theirs = target.constrain(flat), target.constrain(flat, other.data)
+    np.testing.assert_allclose(mine["mean"], flat[..., :2] @ X1.T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(theirs["mean"], flat[..., :2] @ X2.T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(other.constrain(flat)["mean"], theirs["mean"])
+    np.testing.assert_allclose(mine["s"], np.exp(flat[..., 2]), rtol=1e-6)
+    assert mine["mean"].shape == (4, 5, 12) and target.log_prob.constrain_one(flat[0, 0])
+    x = jnp.asarray(flat[0, 0])
+    prior = dist.Normal(0.0, 1.0).log_prob(x[:2]).sum() + dist.HalfNormal(1.0).log_prob(
+        jnp.exp(x[2])
+    )
+    np.testing.assert_allclose(target.log_prior(x, other.data), prior + x[2], rtol=1e-5)
+    np.testing.assert_allclose(target.log_prior(x), prior + x[2], rtol=1e-5)
+    likelihood = dist.Normal(X2 @ x[:2], jnp.exp(x[2])).log_prob(y2).sum()
+    np.testing.assert_allclose(
+        target.log_prob(x, other.data) - target.log_prior(x, other.data), likelihood, rtol=1e-5
+    )
+
+
+def scaled_prior(y, scale):
+    """The prior depends on an array argument: log_prior must read it from the data."""
+    mu = numpyro.sample("mu", dist.Normal(0.0, scale))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def test_log_prior_depends_on_traced_data():
+    y = np.array([0.5, 1.5], np.float32)
+    target = fm.from_numpyro(scaled_prior, y, np.float32(1.0))
+    wide = target.with_data(y, np.float32(4.0))
+    x = jnp.array([0.7])
+    np.testing.assert_allclose(wide.log_prior(x), dist.Normal(0.0, 4.0).log_prob(0.7), rtol=1e-6)
+    np.testing.assert_allclose(
+        target.log_prior(x, wide.data), dist.Normal(0.0, 4.0).log_prob(0.7), rtol=1e-6
+    )
+    np.testing.assert_allclose(target.log_prior(x), dist.Normal(0.0, 1.0).log_prob(0.7), rtol=1e-6)
+
+
+def test_a_jitted_log_density_traces_once_for_two_datasets():
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    target = fm.from_numpyro(regression, X1, y1)
+    other = fm.from_numpyro(regression, X2, y2)
+    n_traces = 0
+
+    def log_prob(x, data):
+        nonlocal n_traces
+        n_traces += 1
+        return target.log_prob(x, data)
+
+    jitted = jax.jit(log_prob)
+    x = jnp.array([0.2, -0.1, 0.3])
+    first, second = jitted(x, target.data), jitted(x, other.data)
+    assert n_traces == 1
+    np.testing.assert_allclose(first, target.log_prob(x), rtol=1e-6)
+    np.testing.assert_allclose(second, other.log_prob(x), rtol=1e-6)
+    assert float(first) != float(second)
+    # jax.jit of the density itself: JAX shares its trace between equal densities, so the
+    # data go in as an argument
+    np.testing.assert_allclose(jax.jit(other.log_prob)(x, other.data), second, rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(target.log_prob)(x, other.data), second, rtol=1e-6)
+
+
+N_REGRESSION_CALLS = 0
+
+
+def counted_regression(X, y=None):
+    """`regression`, counting its Python calls (each trace of a program calls it)."""
+    global N_REGRESSION_CALLS
+    N_REGRESSION_CALLS += 1
+    regression(X, y)
+
+
+def test_runs_on_new_data_reuse_the_compiled_programs():
+    """Sampler(target) runs on target.data; run(data=...) and a new Sampler on a target of
+    new data (from_numpyro again) trace nothing: the model is not called, and the
+    deterministic site is exported on the new data."""
+    (X1, y1), (X2, y2), (X3, y3) = _dataset(0), _dataset(1), _dataset(2)
+    target = fm.from_numpyro(counted_regression, X1, y1)
+    settings = dict(TINY, n_local_steps=20, global_model=None)
+    x0 = target.initial_position(jax.random.key(0), 4)
+    fm.Sampler(target, n_chains=4, **settings).run(jax.random.key(1), x0)
+    n_calls = N_REGRESSION_CALLS
+    second = fm.Sampler(target, n_chains=4, **settings).run(
+        jax.random.key(1), x0, data=target.with_data(X2, y2).data
+    )
+    assert N_REGRESSION_CALLS == n_calls
+    third_target = fm.from_numpyro(counted_regression, X3, y3)
+    n_calls = N_REGRESSION_CALLS
+    third = fm.Sampler(third_target, n_chains=4, **settings).run(jax.random.key(1), x0)
+    assert N_REGRESSION_CALLS == n_calls
+    for result, X in ((second, X2), (third, X3)):
+        b = np.asarray(result.samples["b"])
+        np.testing.assert_allclose(result.samples["mean"], b @ X.T, rtol=1e-4, atol=1e-5)
+
+
+def data_dependent_size(groups):
+    """Needs a concrete value of its argument: the number of groups from the data."""
+    n_groups = int(np.max(groups)) + 1
+    effects = numpyro.sample("effects", dist.Normal(0.0, 1.0).expand([n_groups]).to_event(1))
+    numpyro.sample("y", dist.Normal(effects[groups], 1.0), obs=jnp.zeros(len(groups)))
+
+
+def test_a_model_that_needs_concrete_values_bakes_its_data_in_with_a_warning():
+    groups = np.array([0, 1, 2, 1])
+    with pytest.warns(UserWarning, match="baked into the compiled programs"):
+        target = fm.from_numpyro(data_dependent_size, groups)
+    assert target.n_dim == 3 and target.data == ((None,), {})
+    x = jnp.array([0.1, -0.2, 0.3])
+    expected = -_numpyro_potential_fn(data_dependent_size, groups)({"effects": x})
+    np.testing.assert_allclose(target.log_prob(x), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="argument 0 is static"):
+        target.with_data(np.array([0, 1, 2, 0]))

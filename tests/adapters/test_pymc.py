@@ -97,3 +97,119 @@ def test_log_prior_is_the_free_variables_with_their_jacobian():
     np.testing.assert_allclose(batched, [float(target.log_prior(row)) for row in xs], rtol=1e-6)
     gradient = jax.grad(target.log_prior)(jnp.array([0.3, -0.2]))
     np.testing.assert_allclose(gradient, [-0.3 / 4, 1 - math.exp(-0.4)], rtol=1e-5)
+
+
+# --- pm.Data containers are traced inputs ----------------------------------------------------
+
+
+def _dataset(seed, n=15):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 2))
+    return X, X @ np.array([1.0, -0.5]) + rng.normal(0.0, 0.3, n)
+
+
+def regression(X, y, prior_scale=1.0):
+    """y ~ N(X b, s) with X and y as pm.Data, a deterministic mean and a baked-in constant."""
+    with pm.Model() as model:
+        X_data = pm.Data("X", X)
+        y_data = pm.Data("y", y)
+        b = pm.Normal("b", 0.0, prior_scale, shape=2)
+        s = pm.HalfNormal("s", 1.0)
+        mean = pm.Deterministic("mean", X_data @ b)
+        pm.Normal("obs", mean, s, observed=y_data, shape=X_data.shape[0])
+        pm.Normal("extra", b[0], 1.0, observed=np.array([0.5, -0.2]))  # baked in
+    return model
+
+
+def test_pm_data_are_the_data_and_the_log_density_equals_pymc():
+    """target.data = {name: value} of the pm.Data; log_prob(x, data) is PyMC's logp of the
+    model with those values set, on random points; log_prob(x) uses the target's own."""
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    model = regression(X1, y1)
+    target = fm.from_pymc(model)
+    assert set(target.data) == {"X", "y"}
+    np.testing.assert_array_equal(target.data["X"], X1)
+    assert target.log_prob.data is target.data and target.log_prior.data is target.data
+    other = target.with_data(X=X2, y=y2)
+    xs = np.random.default_rng(2).normal(size=(4, 3))
+    for X, y, data in ((X1, y1, target.data), (X2, y2, other.data)):
+        with model:
+            pm.set_data({"X": X, "y": y})
+        reference = model.compile_logp()
+        for x in xs:
+            point = {"b": x[:2], "s_log__": x[2]}
+            np.testing.assert_allclose(
+                float(target.log_prob(jnp.asarray(x), data)), reference(point), rtol=1e-5
+            )
+    for x in xs:
+        assert float(target.log_prob(jnp.asarray(x))) == float(
+            target.log_prob(jnp.asarray(x), target.data)
+        )
+
+
+def test_equal_programs_compare_equal_and_with_data_refuses_a_new_one():
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    model = regression(X1, y1)
+    target = fm.from_pymc(model)
+    assert fm.from_pymc(model).log_prob == target.log_prob
+    moved = target.with_data(X=X2)  # y kept
+    assert moved.log_prob == target.log_prob
+    assert hash(moved.log_prob) == hash(target.log_prob)
+    assert moved.log_prior == target.log_prior
+    np.testing.assert_array_equal(moved.data["y"], y1)
+    assert fm.from_pymc(regression(X1, y1)).log_prob != target.log_prob  # another model
+    with model:
+        pm.set_data({"X": X2[:10], "y": y2[:10]})
+    assert fm.from_pymc(model).log_prob != target.log_prob  # other shapes
+    with pytest.raises(ValueError, match=r"'X' has shape \(10, 2\) instead of \(15, 2\)"):
+        target.with_data(X=X2[:10])
+    with pytest.raises(ValueError, match=r"no pm.Data named \['z'\]"):
+        target.with_data(z=1.0)
+    with pytest.raises(TypeError, match="by name"):
+        target.with_data(X2)
+
+
+def test_constrain_log_prior_and_a_jitted_log_density_take_the_data():
+    """The deterministic mean follows the data given to constrain; a jitted function of
+    (x, data) traces once for two datasets."""
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    target = fm.from_pymc(regression(X1, y1, prior_scale=2.0))
+    other = target.with_data(X=X2, y=y2)
+    flat = np.random.default_rng(3).normal(size=(3, 4, 3))
+    np.testing.assert_allclose(
+        target.constrain(flat, other.data)["mean"], flat[..., :2] @ X2.T, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        target.constrain(flat)["mean"], flat[..., :2] @ X1.T, rtol=1e-5, atol=1e-5
+    )
+    x = jnp.asarray(flat[0, 0])
+    np.testing.assert_allclose(
+        float(target.log_prior(x, other.data)), float(target.log_prior(x)), rtol=1e-6
+    )
+    n_traces = 0
+
+    def log_prob(x, data):
+        nonlocal n_traces
+        n_traces += 1
+        return target.log_prob(x, data)
+
+    jitted = jax.jit(log_prob)
+    first, second = jitted(x, target.data), jitted(x, other.data)
+    assert n_traces == 1
+    np.testing.assert_allclose(float(first), float(target.log_prob(x)), rtol=1e-5)
+    np.testing.assert_allclose(float(second), float(other.log_prob(x)), rtol=1e-5)
+    assert float(first) != float(second)
+
+
+def test_a_run_on_new_pm_data_exports_on_them():
+    (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
+    target = fm.from_pymc(regression(X1, y1))
+    other = target.with_data(X=X2, y=y2)
+    sampler = fm.Sampler(target, n_chains=4, global_model=None, **TINY)
+    x0 = target.initial_position(jax.random.key(0), 4)
+    first = sampler.run(jax.random.key(1), x0)
+    second = sampler.run(jax.random.key(1), x0, data=other.data)
+    assert second.timings["compile"] < 0.5 * first.timings["compile"]
+    for result, X in ((first, X1), (second, X2)):
+        b = np.asarray(result.samples["b"])
+        np.testing.assert_allclose(result.samples["mean"], b @ X.T, rtol=1e-4, atol=1e-5)
