@@ -113,6 +113,7 @@ def tempered_log_prob(target: TemperedTarget, beta: Array, data: PyTree) -> LogP
         tempered = jnp.where(beta_ == 0, log_prior, tempered)
         return jnp.where(beta_ == 1, log_prob, tempered)
 
+    log_prob_fn.data = data  # for kernels that read the data too (`SiteFlip.delta_log_prob`)
     return log_prob_fn
 
 

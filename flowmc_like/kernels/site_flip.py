@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 from collections.abc import Callable
-from typing import ClassVar, Literal, NamedTuple, final
+from typing import Any, ClassVar, Literal, NamedTuple, final
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from flowmc_like import _random as random
-from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, Space
+from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, PyTree, Space
 from flowmc_like._validation import check_callable, check_choice, check_int
 from flowmc_like.kernels.base import AbstractDiscreteKernel, StepInfo
 from flowmc_like.kernels.metropolis import acceptance_probability
 
-__all__ = ["DeltaLogProbFn", "SiteFlip", "SiteFlipParams", "SiteFlipState"]
+__all__ = ["DeltaLogProbFn", "SiteFlip", "SiteFlipParams", "SiteFlipState", "bound_data"]
 
-DeltaLogProbFn = Callable[[Array, Array, Array], Array]
-"""``(s (n_dim,) int, i () int, k () int) -> ()``: log p(s with s_i = k) - log p(s)."""
+DeltaLogProbFn = Callable[..., Array]
+"""``(s (n_dim,) int, i () int, k () int[, data]) -> ()``: log p(s with s_i = k) - log p(s).
+
+With a fourth parameter it also takes the run's ``data`` (the `Sampler`'s ``data``, traced).
+"""
 
 _MODES = ("metropolis", "gibbs")
 
@@ -82,9 +87,15 @@ class SiteFlip(AbstractDiscreteKernel):
     costs O(n_dim). Every sweep ends with one full ``log_prob`` call, which resets the
     stored ``log_prob`` exactly (no round-off drift). ``delta_log_prob`` must agree with
     ``log_prob``; the `Sampler` checks that on random sites before compiling. It is called
-    with traced
-    ``i`` and ``k`` under ``jit``, ``vmap`` and ``lax.scan``; if ``log_prob`` takes ``data``,
-    close over what ``delta_log_prob`` needs.
+    with traced ``i`` and ``k`` under ``jit``, ``vmap`` and ``lax.scan``.
+
+    Data: if ``log_prob`` takes ``data`` (``Sampler(data=...)``), ``delta_log_prob`` may take
+    it too, as a fourth parameter: ``delta_log_prob(s, i, k, data)`` gets the run's data,
+    traced, so a run on new data of the same shapes compiles nothing new. Whether it takes
+    ``data`` is read from its signature (`inspect.signature`): four positional parameters
+    (the fourth may have a default) mean ``(s, i, k, data)``, three (or ``*args``) mean
+    ``(s, i, k)``. The kernel finds the data on the ``log_prob_fn`` it is given (see
+    `bound_data`): the `Sampler` binds it there, also under tempering.
 
     Non-finite values: a ``Delta`` that is NaN or +-inf gives that move probability 0 (the
     library's single non-finite policy, `flowmc_like.kernels.metropolis`).
@@ -96,7 +107,8 @@ class SiteFlip(AbstractDiscreteKernel):
     Attributes:
         n_categories: ``K >= 2``, the number of values of each site (2 for spins).
         mode: ``"metropolis"`` (default) or ``"gibbs"``.
-        delta_log_prob: optional O(1) local difference ``(s, i, k) -> ()`` as above.
+        delta_log_prob: optional O(1) local difference ``(s, i, k) -> ()`` or
+            ``(s, i, k, data) -> ()`` as above.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -125,8 +137,24 @@ class SiteFlip(AbstractDiscreteKernel):
             self.delta_log_prob,
             owner="SiteFlip",
             allow_none=True,
-            signature="(s, i, k) -> log p(s with s_i = k) - log p(s)",
+            signature="(s, i, k[, data]) -> log p(s with s_i = k) - log p(s)",
         )
+        if self.delta_log_prob is not None:
+            _takes_data(self.delta_log_prob)  # raises on any other signature
+
+    @property
+    def delta_takes_data(self) -> bool:
+        """Whether ``delta_log_prob`` is ``(s, i, k, data)`` (False without one)."""
+        return self.delta_log_prob is not None and _takes_data(self.delta_log_prob)
+
+    def _bound_delta(self, log_prob_fn: LogProbFn) -> Callable[[Array, Array, Array], Array]:
+        """``delta_log_prob`` as ``(s, i, k) -> ()``, with the data of ``log_prob_fn`` bound."""
+        delta_fn = self.delta_log_prob
+        assert delta_fn is not None
+        if not self.delta_takes_data:
+            return delta_fn
+        data = bound_data(log_prob_fn)
+        return lambda s, i, k: delta_fn(s, i, k, data)
 
     # ------------------------------------------------------------------ protocol
 
@@ -140,9 +168,19 @@ class SiteFlip(AbstractDiscreteKernel):
             return self
         delta_fn = self.delta_log_prob
 
-        def tempered_delta(s: Array, i: Array, k: Array) -> Array:
-            delta = jnp.asarray(delta_fn(s, i, k))
+        def scaled(delta: Any) -> Array:
+            delta = jnp.asarray(delta)
             return jnp.asarray(beta, delta.dtype) * delta
+
+        if self.delta_takes_data:
+
+            def tempered_delta_with_data(s: Array, i: Array, k: Array, data: PyTree) -> Array:
+                return scaled(delta_fn(s, i, k, data))
+
+            return dataclasses.replace(self, delta_log_prob=tempered_delta_with_data)
+
+        def tempered_delta(s: Array, i: Array, k: Array) -> Array:
+            return scaled(delta_fn(s, i, k))
 
         return dataclasses.replace(self, delta_log_prob=tempered_delta)
 
@@ -240,7 +278,7 @@ class SiteFlip(AbstractDiscreteKernel):
         """
         if self.delta_log_prob is None:
             return
-        delta_fn = self.delta_log_prob
+        delta_fn = self._bound_delta(log_prob_fn)
         positions = jnp.asarray(positions)
         site0 = jnp.zeros((), jnp.int32)
         try:
@@ -308,7 +346,7 @@ class SiteFlip(AbstractDiscreteKernel):
         position = state.position
         dtype = state.log_prob.dtype
         if self.delta_log_prob is not None:
-            delta_fn = self.delta_log_prob
+            delta_fn = self._bound_delta(log_prob_fn)
 
             def one(k: Array) -> Array:
                 return jnp.asarray(delta_fn(position, site, k), dtype=dtype)
@@ -387,6 +425,69 @@ class SiteFlip(AbstractDiscreteKernel):
         is_nonfinite = jnp.any(jnp.isnan(deltas) | (deltas == jnp.inf))
         new_state = SiteFlipState(state.position.at[site].set(new_value), new_log_prob)
         return new_state, (move_prob, is_nonfinite)
+
+
+_NO_DATA = object()
+
+
+def bound_data(log_prob_fn: LogProbFn) -> PyTree:
+    """The data a log density of one position carries, for ``delta_log_prob(s, i, k, data)``.
+
+    The `Sampler` binds its data as ``functools.partial(log_prob, data=data)`` (and the
+    tempered densities of `flowmc_like.tempering` carry a ``data`` attribute); a
+    `flowmc_like.adapters.ppl.ModelLogDensity` carries its own as ``.data``.
+
+    Args:
+        log_prob_fn: the ``log_prob_fn`` a kernel method was given.
+
+    Returns:
+        Its ``data`` attribute, else its ``data=`` keyword as a ``functools.partial``.
+
+    Raises:
+        TypeError: ``log_prob_fn`` carries no data.
+    """
+    data = getattr(log_prob_fn, "data", _NO_DATA)
+    if data is _NO_DATA and isinstance(log_prob_fn, functools.partial):
+        data = log_prob_fn.keywords.get("data", _NO_DATA)
+    if data is _NO_DATA:
+        raise TypeError(
+            "SiteFlip: delta_log_prob(s, i, k, data) takes the run's data, but the log_prob_fn "
+            f"it was called with ({log_prob_fn!r}) carries none: give the Sampler data=..., "
+            "or, calling the kernel directly, pass functools.partial(log_prob, data=data)"
+        )
+    return data
+
+
+def _takes_data(delta_fn: Callable[..., Any]) -> bool:
+    """Whether ``delta_fn`` is ``(s, i, k, data)`` rather than ``(s, i, k)``, by its signature.
+
+    Raises:
+        TypeError: it can be called with neither three nor four positional arguments.
+    """
+    try:
+        signature = inspect.signature(delta_fn)
+    except (TypeError, ValueError):  # no signature to read (some builtins): the 3-argument form
+        return False
+    parameters = signature.parameters.values()
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    n_named = sum(p.kind in positional for p in parameters)
+    if n_named >= 4 and _binds(signature, 4):
+        return True
+    if _binds(signature, 3):
+        return False
+    raise TypeError(
+        "SiteFlip: delta_log_prob must take (s, i, k) or (s, i, k, data) positionally; got a "
+        f"callable with signature {signature}"
+    )
+
+
+def _binds(signature: inspect.Signature, n_args: int) -> bool:
+    """Whether ``signature`` accepts ``n_args`` positional arguments and nothing else."""
+    try:
+        signature.bind(*range(n_args))
+    except TypeError:
+        return False
+    return True
 
 
 def _heat_bath_probabilities(deltas: Array) -> Array:
