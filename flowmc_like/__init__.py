@@ -22,6 +22,7 @@ from flowmc_like.kernels.metropolis import mh_accept
 from flowmc_like.kernels.random_walk import RandomWalk
 from flowmc_like.kernels.site_flip import SiteFlip
 from flowmc_like.lattice import LatticeTarget, make_ising, make_potts
+from flowmc_like.loading import load_result
 from flowmc_like.models.autoregressive import Autoregressive
 from flowmc_like.models.base import (
     AbstractDiscreteModel,
@@ -33,7 +34,6 @@ from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.models.rq_spline import RQSpline
 from flowmc_like.result import History, SamplerResult
 from flowmc_like.sampler import Sampler
-from flowmc_like.saved import load_result
 
 __version__ = "0.1.0"
 

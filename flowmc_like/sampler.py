@@ -535,8 +535,8 @@ class Sampler:
             log_prior = bind_target(self.log_prior, spec, with_data=with_data).flat_log_prob
         kernel, model, config = self.local_kernel, self.global_model, self.config
         program_key = (
-            _Identity.of(self.log_prob),
-            _Identity.of(log_prior and self.log_prior),
+            _program_identity(self.log_prob),
+            _program_identity(log_prior and self.log_prior),
             with_data,
             spec.cache_key,
         )
@@ -567,6 +567,16 @@ class Sampler:
         return dataclasses.replace(
             result, local_kernel=self.local_kernel, global_model=self.global_model
         )
+
+
+def _program_identity(function: Any) -> Any:
+    """What identifies ``function`` as a program: its ``program_key`` (a PPL target's), or itself.
+
+    Two `from_numpyro` targets of one model on data of the same shapes have the same
+    ``program_key``: their compiled runs are shared, the data being an input.
+    """
+    key = getattr(function, "program_key", None)
+    return ("program_key", key) if key is not None else _Identity.of(function)
 
 
 class _Identity:

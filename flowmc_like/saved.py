@@ -1,4 +1,4 @@
-"""Saving a `SamplerResult` to a directory and reading it back, without pickle.
+"""Saving a `SamplerResult` to a directory without pickle (read back by `flowmc_like.loading`).
 
 A saved result is a directory of two files:
 
@@ -24,24 +24,18 @@ not data, so it is not stored).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
-import inspect
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from flowmc_like.adapters.pytree import PositionSpec
-from flowmc_like.diagnostics import RunDiagnostics
 from flowmc_like.records import History
-from flowmc_like.result import SamplerResult
 
-__all__ = ["FORMAT_VERSION", "load_result", "save_result"]
+__all__ = ["FORMAT_VERSION", "save_result"]
 
 FORMAT = "flowmc_like.result"
 FORMAT_VERSION = 1
@@ -205,11 +199,11 @@ def _write_atomic(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def save_result(result: SamplerResult, path: str | os.PathLike[str]) -> Path:
+def save_result(result: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``result`` to the directory ``path`` (created; files in it are replaced).
 
     Args:
-        result: the result of a run.
+        result: the `flowmc_like.SamplerResult` of a run.
         path: a directory.
 
     Returns:
@@ -271,119 +265,3 @@ def save_result(result: SamplerResult, path: str | os.PathLike[str]) -> Path:
     _write_atomic(directory / ARRAYS, lambda handle: np.savez(handle, **arrays))
     _write_atomic(directory / RESULT_JSON, lambda handle: handle.write(text.encode()))
     return directory
-
-
-def _read_info(directory: Path) -> dict[str, Any]:
-    file = directory / RESULT_JSON
-    if not file.exists():
-        raise ValueError(
-            f"load_result: {str(directory)!r} is not a saved flowmc_like result (no "
-            f"{RESULT_JSON}); pass the directory given to result.save"
-        )
-    try:
-        info = json.loads(file.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"load_result: {file} is corrupt ({error})") from error
-    if info.get("format") != FORMAT:
-        raise ValueError(
-            f"load_result: {file} is not a flowmc_like result (format {info.get('format')!r})"
-        )
-    version = info.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"load_result: {str(directory)!r} has format version {version}, newer than the "
-            f"version {FORMAT_VERSION} this flowmc_like reads; upgrade flowmc_like"
-        )
-    if version < FORMAT_VERSION:
-        raise ValueError(
-            f"load_result: {str(directory)!r} has format version {version}; this flowmc_like "
-            f"reads version {FORMAT_VERSION}"
-        )
-    return info
-
-
-def _position_spec(info: dict[str, Any]) -> PositionSpec:
-    positions = info["positions"]
-    n_dim = int(info["n_dim"])
-    if not positions["is_pytree"]:
-        return PositionSpec.from_batched(np.zeros((1, n_dim), np.float32))[0]
-    shapes = [tuple(shape) for shape in positions["shapes"]]
-    leaves = [np.zeros((1, *shape), np.float32) for shape in shapes]
-    template = _decode(positions["structure"], leaves, "initial_position")
-    spec = PositionSpec.from_batched(template)[0]
-    return spec
-
-
-def load_result(path: str | os.PathLike[str], *, target: Any = None) -> SamplerResult:
-    """Read a result written by `SamplerResult.save`.
-
-    Args:
-        path: the directory given to ``result.save``.
-        target: for a result of a `from_numpyro` / `from_pymc` target, that target (or its
-            ``log_prob``), to export the model's named, constrained variables again.
-
-    Returns:
-        The `SamplerResult`: the same draws, history, diagnostics, kernel and model params,
-        and the rebuilt ``local_kernel`` / ``global_model`` (None for one whose settings
-        hold a function, e.g. a ``SiteFlip`` with ``delta_log_prob``).
-
-    Raises:
-        ValueError: ``path`` is not a saved result, is corrupt, or has another format
-            version.
-    """
-    directory = Path(path)
-    info = _read_info(directory)
-    try:
-        with np.load(directory / ARRAYS, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"load_result: {directory / ARRAYS} is corrupt ({error})") from error
-    history_values = {}
-    for field in dataclasses.fields(History):
-        if field.name in info["history_text"]:
-            history_values[field.name] = np.asarray(info["history_text"][field.name], dtype=np.str_)
-        else:
-            history_values[field.name] = arrays[f"history.{field.name}"]
-    trees = {}
-    for name, stored_tree in info["trees"].items():
-        if stored_tree is None:
-            trees[name] = None
-            continue
-        leaves = [arrays.get(f"{name}.{index}") for index in range(stored_tree["n_leaves"])]
-        trees[name] = _decode(stored_tree["structure"], leaves, name)
-    diagnostics = None
-    if info["diagnostics"] is not None:
-        values = dict(info["diagnostics"])
-        values["warnings"] = tuple(values.get("warnings", ()))
-        diagnostics = RunDiagnostics(**values)
-    constrain = None
-    if target is not None:
-        log_density = getattr(target, "log_prob", target)
-        constrain = getattr(log_density, "constrain", None)
-        if constrain is None:
-            raise TypeError(
-                "load_result: target must be a from_numpyro / from_pymc target (or its "
-                f"log_prob); got {type(target).__name__}"
-            )
-        data = getattr(log_density, "data", None)
-        if data is not None:
-            constrain = _bind_data(constrain, data)
-    return SamplerResult(
-        **{name: arrays[name] for name in _ARRAY_FIELDS},
-        history=History(**history_values),
-        timings=dict(info["timings"]),
-        kernel_params=trees["kernel_params"],
-        model_params=trees["model_params"],
-        position_spec=_position_spec(info),
-        constrain=constrain,
-        diagnostics=diagnostics,
-        local_kernel=_settings_from_json(info["local_kernel"], "local_kernel"),
-        global_model=_settings_from_json(info["global_model"], "global_model"),
-    )
-
-
-def _bind_data(constrain: Any, data: Any) -> Any:
-    """``constrain`` on ``data`` when it takes data (a PPL target's own data)."""
-    if "data" in inspect.signature(constrain).parameters:
-        return functools.partial(constrain, data=data)
-    return constrain

@@ -133,12 +133,11 @@ class ModelLogDensity:
     Every function takes the data as an argument, so under ``jit`` they are traced inputs
     (see the module). A call without ``data`` (or with None) uses the model's own ``data``.
 
-    Two densities with equal ``program_key`` (not None) compare and hash equal: they
-    compute the same function of ``(x, data)``, so a compiled program of one serves the
-    other. Without a ``program_key`` a density equals only itself. Their calls without
-    ``data`` differ (each reads its own): ``jax.jit`` of the density itself, called as
-    ``f(x)``, shares its trace (and the first density's data) between equal densities; call
-    it as ``f(x, data)`` (see the module).
+    Two densities with equal ``program_key`` (not None) compute the same function of
+    ``(x, data)``, so a compiled program of one serves the other: `flowmc_like.Sampler`
+    keys its compiled runs on ``program_key``. The densities themselves compare by
+    identity (each one's call without ``data`` reads its own data, so ``jax.jit`` of one
+    must not be reused for another).
 
     Attributes:
         log_density: ``(x (n_dim,), data) -> ()`` the model's log joint with its observed
@@ -170,16 +169,6 @@ class ModelLogDensity:
 
     def _data(self, data: PyTree) -> PyTree:
         return self.data if data is None else data
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ModelLogDensity):
-            return NotImplemented
-        if self.program_key is None or other.program_key is None:
-            return self is other
-        return self.program_key == other.program_key
-
-    def __hash__(self) -> int:
-        return id(self) if self.program_key is None else hash(self.program_key)
 
     def constrain_one(self, x: Array, data: PyTree = None) -> dict[str, Array]:
         """``{name: constrained value}`` at one position ``x`` ``(n_dim,)`` on ``data``."""
@@ -228,7 +217,7 @@ def _jit_constrain(
 class ModelLogPrior:
     """A model's log prior on the flat unconstrained position: ``log_prior(x[, data])``.
 
-    Equal (and hash equal) to the log prior of an equal `ModelLogDensity`.
+    Its ``program_key`` is that of its density (compared by identity, like the density).
 
     Attributes:
         density: the `ModelLogDensity` whose ``log_prior_fn`` and ``data`` it uses.
@@ -246,13 +235,11 @@ class ModelLogPrior:
         """The model's own data."""
         return self.density.data
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ModelLogPrior):
-            return NotImplemented
-        return self is other or self.density == other.density
-
-    def __hash__(self) -> int:
-        return hash(("log_prior", hash(self.density)))
+    @property
+    def program_key(self) -> Hashable | None:
+        """What identifies the log prior as a program (None: only itself)."""
+        key = self.density.program_key
+        return None if key is None else ("log_prior", key)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

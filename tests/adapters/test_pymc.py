@@ -147,20 +147,21 @@ def test_pm_data_are_the_data_and_the_log_density_equals_pymc():
         )
 
 
-def test_equal_programs_compare_equal_and_with_data_refuses_a_new_one():
+def test_equal_programs_share_a_program_key_and_with_data_refuses_a_new_one():
     (X1, y1), (X2, y2) = _dataset(0), _dataset(1)
     model = regression(X1, y1)
     target = fm.from_pymc(model)
-    assert fm.from_pymc(model).log_prob == target.log_prob
+    key = target.log_prob.program_key
+    assert fm.from_pymc(model).log_prob.program_key == key
     moved = target.with_data(X=X2)  # y kept
-    assert moved.log_prob == target.log_prob
-    assert hash(moved.log_prob) == hash(target.log_prob)
-    assert moved.log_prior == target.log_prior
+    assert moved.log_prob.program_key == key and hash(moved.log_prob.program_key) == hash(key)
+    assert moved.log_prior.program_key == target.log_prior.program_key
+    assert moved.log_prob != target.log_prob  # compared by identity (each has its data)
     np.testing.assert_array_equal(moved.data["y"], y1)
-    assert fm.from_pymc(regression(X1, y1)).log_prob != target.log_prob  # another model
+    assert fm.from_pymc(regression(X1, y1)).log_prob.program_key != key  # another model
     with model:
         pm.set_data({"X": X2[:10], "y": y2[:10]})
-    assert fm.from_pymc(model).log_prob != target.log_prob  # other shapes
+    assert fm.from_pymc(model).log_prob.program_key != key  # other shapes
     with pytest.raises(ValueError, match=r"'X' has shape \(10, 2\) instead of \(15, 2\)"):
         target.with_data(X=X2[:10])
     with pytest.raises(ValueError, match=r"no pm.Data named \['z'\]"):
