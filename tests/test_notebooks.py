@@ -14,7 +14,7 @@ NOTEBOOKS = background.NOTEBOOKS
 
 
 def test_the_notebooks_are_stored_without_outputs():
-    assert len(NOTEBOOKS) == 5, NOTEBOOKS
+    assert len(NOTEBOOKS) == 6, NOTEBOOKS
     for path in NOTEBOOKS:
         notebook = json.loads(path.read_text())
         for cell in notebook["cells"]:
