@@ -374,7 +374,6 @@ adapted kernel; `result.save` / `fm.load_result` keep a fit on disk without pick
     code(QUICK),
     code('''
 import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -390,6 +389,7 @@ def logistic_regression(X, y=None):
 
 
 def dataset(seed, n=300, d=5):
+    """One dataset (X, y) of the same generator; seed picks the draw."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype(np.float32)
     logits = -0.5 + X @ np.linspace(-1.0, 1.0, d)
