@@ -199,6 +199,7 @@ def test_a_warm_start_ends_once_the_acceptance_is_back_to_the_earlier_runs():
 
     def training(acceptances):
         return [record(a, pareto_k=0.3) for a in acceptances]
+
     for n_done in range(1, schedule.WARM_MIN_TRAINING_LOOPS):
         decision = schedule.training_decision(AUTO, training(rising[:n_done]), True, 0.7)
         assert not decision.ends_phase and "warm start, at least" in decision.reason
