@@ -346,7 +346,7 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
         >>> target.constrain(jnp.zeros((2, 1)))["scale"].tolist()  # scale = exp(u)
         [1.0, 1.0]
         >>> other = target.with_data(np.array([2.0, 0.1]))
-        >>> other.log_prob == target.log_prob  # the same program, on other data
+        >>> other.log_prob.program_key == target.log_prob.program_key  # one program, other data
         True
     """
     check_callable("model", model, owner="from_numpyro")
