@@ -94,21 +94,30 @@ def test_save_load_continue_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(from_disk.log_prob, in_memory.log_prob)
 
 
-def test_a_loaded_model_rebuilds_and_evaluates_like_the_trained_one(tmp_path):
-    sampler = fm.Sampler(lambda x: -0.5 * jnp.sum(x**2), global_model=fm.RQSpline(), **TINY)
-    result = sampler.run(jax.random.key(0), start())
+def standard_normal(x):
+    return -0.5 * jnp.sum(x**2)
+
+
+@pytest.fixture(scope="module")
+def standard_run():
+    sampler = fm.Sampler(standard_normal, **TINY)
+    return sampler, sampler.run(jax.random.key(0), start())
+
+
+def test_a_loaded_model_rebuilds_and_evaluates_like_the_trained_one(tmp_path, standard_run):
+    _, result = standard_run
     loaded = fm.load_result(result.save(tmp_path / "run"))
     x = np.asarray(start(seed=4))
     model = loaded.global_model
+    assert model == result.global_model and model is not result.global_model
     np.testing.assert_array_equal(
         jax.vmap(model.log_prob, (None, 0))(loaded.model_params, x),
         jax.vmap(result.global_model.log_prob, (None, 0))(result.model_params, x),
     )
 
 
-def test_saved_results_refuse_a_newer_format_a_wrong_directory_and_a_misfit(tmp_path):
-    sampler = fm.Sampler(lambda x: -0.5 * jnp.sum(x**2), **TINY)
-    result = sampler.run(jax.random.key(0), start())
+def test_saved_results_refuse_a_newer_format_a_wrong_directory_and_a_misfit(tmp_path, standard_run):
+    sampler, result = standard_run
     directory = result.save(tmp_path / "run")
     with pytest.raises(ValueError, match="not a saved flowmc_like result"):
         fm.load_result(tmp_path)
@@ -117,7 +126,7 @@ def test_saved_results_refuse_a_newer_format_a_wrong_directory_and_a_misfit(tmp_
     (directory / saved.RESULT_JSON).write_text(json.dumps(info))
     with pytest.raises(ValueError, match="newer than"):
         fm.load_result(directory)
-    other = fm.Sampler(lambda x: -0.5 * jnp.sum(x**2), global_model=fm.RQSpline(), **TINY)
+    other = fm.Sampler(standard_normal, global_model=fm.RQSpline(), **TINY)
     with pytest.raises(ValueError, match="warm_start"):
         other.run(jax.random.key(0), start(), warm_start=result)
     with pytest.raises(ValueError, match="warm_start"):  # same model, another n_dim
