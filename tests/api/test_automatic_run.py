@@ -1,5 +1,7 @@
 """Runs whose length the sampler decides: frozen production, decisions recorded, resumable."""
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 
 import flowmc_like as fm
 from flowmc_like import schedule
-from flowmc_like.driver import run_loops
+from flowmc_like.driver import drive
 from flowmc_like.records import RunProgress
 
 N_CHAINS, N_DIM = 16, 2
@@ -38,13 +40,22 @@ class ParamsRecorder:
 
 
 @pytest.fixture(scope="module")
-def recorded_run():
+def recorded_and_result():
+    """One automatic run: its loops (with the params after each) and its result."""
     sampler = automatic_sampler()
     prepared = sampler._prepare(jax.random.key(0), start())
     recorder = ParamsRecorder()
     progress = RunProgress()
-    run_loops(prepared, sampler.config, prepared.initial_state, progress, recorder)
-    return progress, recorder
+    result = drive(
+        prepared, sampler.config, prepared.initial_state, progress, recorder, None,
+        time.perf_counter(),
+    )  # fmt: skip
+    return progress, recorder, result
+
+
+@pytest.fixture(scope="module")
+def recorded_run(recorded_and_result):
+    return recorded_and_result[:2]
 
 
 def test_the_run_chooses_both_lengths_and_says_why(recorded_run):
@@ -92,8 +103,8 @@ def test_production_is_a_fixed_markov_chain(recorded_run):
 
 
 @pytest.fixture(scope="module")
-def automatic_result():
-    return automatic_sampler().run(jax.random.key(0), start())
+def automatic_result(recorded_and_result):
+    return recorded_and_result[2]
 
 
 def test_the_result_reports_the_decisions(automatic_result):

@@ -51,10 +51,6 @@ def test_a_new_sampler_with_the_same_settings_does_not_retrace_but_new_shapes_do
     assert log_prob.n_traces == n_first
     fm.Sampler(log_prob, data=jnp.zeros(3), **TINY).run(jax.random.key(0), start(n_dim=3))
     assert log_prob.n_traces > n_first
-    n_second = log_prob.n_traces
-    other_settings = {**TINY, "n_local_steps": 6}
-    fm.Sampler(log_prob, data=jnp.zeros(2), **other_settings).run(jax.random.key(0), start())
-    assert log_prob.n_traces > n_second
 
 
 def test_a_warm_start_continues_from_the_trained_model_and_adapted_kernel():

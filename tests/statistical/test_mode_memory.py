@@ -83,9 +83,9 @@ def _share_of_flow_in_left_mode(memory_share, seed):
     return np.asarray(shares)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_the_flow_keeps_proposing_in_a_mode_the_chains_left(seed):
-    shares = _share_of_flow_in_left_mode(MEMORY_SHARE, seed)
+def test_the_flow_keeps_proposing_in_a_mode_the_chains_left():
+    # seed 1 passes too (0.067 in data.MEMORY_SHARE's measurements); one seed keeps CI short
+    shares = _share_of_flow_in_left_mode(MEMORY_SHARE, 0)
     assert shares[0] > 0.15, shares  # the mode was learnt while the chains were there
     assert shares[-3:].min() > 0.02, shares  # and is still proposed 7 loops after they left
 
