@@ -158,7 +158,7 @@ def test_likelihood_tempering_finds_both_signs_of_a_symmetric_posterior():
 
     y = np.asarray(4.0 + np.random.default_rng(1).normal(0.0, 1.0, 30))
     target = fm.from_numpyro(squared_mean, y)
-    sampler = fm.Sampler(target, n_chains=16, n_temperatures=6, progress_bar=False)
+    sampler = fm.Sampler(target, n_chains=16, n_temperatures=6, target_ess=400, progress_bar=False)
     assert sampler.log_prior is target.log_prior
     x0 = jnp.tile(jnp.array([2.0, 0.0]), (16, 1))
     result = sampler.run(jax.random.key(0), x0)

@@ -93,7 +93,7 @@ def test_sigkill_in_the_middle_of_a_run_then_resume_is_bit_identical(tmp_path):
         if process.poll() is None:
             process.kill()
     assert process.returncode == -signal.SIGKILL
-    n_loops = 24
+    n_loops = 16
     n_done = _loops_done(path)
     assert 4 <= n_done < n_loops, f"the run was not interrupted (n_done={n_done})"
 
