@@ -706,7 +706,9 @@ def build_markdown(payload: dict[str, Any]) -> str:
         f"load on a shared machine): cold {fmt(s['cold_cpu_total_s'])} s, warm "
         f"{fmt(s['warm_cpu_total_s'])} s, warm / cold **{fmt(s['warm_over_cold_cpu'], 3)}**.",
         f"- Warm fits that compiled (compile > {COMPILED_S:g} s): "
-        f"**{len(s['warm_fits_compiled'])}** {s['warm_fits_compiled'] or ''} (goal 0: "
+        f"**{len(s['warm_fits_compiled'])}**"
+        + (f" (fits {s['warm_fits_compiled']})" if s["warm_fits_compiled"] else "")
+        + " (goal 0: "
         f"{_yes(s['goal_no_warm_compile_met'])}).",
         f"- Correct fits: **{s['n_correct']} of {s['n_fits']}**"
         + (f" (incorrect: {', '.join(s['incorrect'])})" if s["incorrect"] else "")
