@@ -33,6 +33,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from flowmc_like.checkpoint.files import _write_atomic
 from flowmc_like.records import History
 
 __all__ = ["FORMAT_VERSION", "save_result"]
@@ -190,13 +191,6 @@ def _settings_from_json(description: dict[str, Any] | None, what: str) -> Any:
 
 
 # --- save / load ---------------------------------------------------------------------------
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        write(handle)
-    os.replace(tmp, path)
 
 
 def save_result(result: Any, path: str | os.PathLike[str]) -> Path:
