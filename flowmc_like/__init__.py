@@ -13,8 +13,10 @@ from flowmc_like._types import Space, StepInfo
 from flowmc_like.adaptation.base import Adaptation, no_adaptation
 from flowmc_like.adaptation.builders import step_size_adaptation, step_size_and_mass_adaptation
 from flowmc_like.adapters.ppl import ModelTarget, from_numpyro, from_pymc
+from flowmc_like.approximation import Approximation
 from flowmc_like.conformance import ConformanceError, ConformanceReport, check_kernel, check_model
 from flowmc_like.diagnostics import RunDiagnostics
+from flowmc_like.evidence import EvidenceWarning, LogEvidence
 from flowmc_like.kernels.base import AbstractDiscreteKernel, AbstractLocalKernel
 from flowmc_like.kernels.hmc import HMC
 from flowmc_like.kernels.mala import MALA
@@ -22,7 +24,7 @@ from flowmc_like.kernels.metropolis import mh_accept
 from flowmc_like.kernels.random_walk import RandomWalk
 from flowmc_like.kernels.site_flip import SiteFlip
 from flowmc_like.lattice import LatticeTarget, make_ising, make_potts
-from flowmc_like.loading import load_result
+from flowmc_like.loading import load_approximation, load_result
 from flowmc_like.models.autoregressive import Autoregressive
 from flowmc_like.models.base import (
     AbstractDiscreteModel,
@@ -44,12 +46,15 @@ __all__ = [
     "AbstractGlobalModel",
     "AbstractLocalKernel",
     "Adaptation",
+    "Approximation",
     "Autoregressive",
     "ConformanceError",
     "ConformanceReport",
+    "EvidenceWarning",
     "HMC",
     "History",
     "LatticeTarget",
+    "LogEvidence",
     "MALA",
     "ModelParams",
     "ModelTarget",
@@ -67,6 +72,7 @@ __all__ = [
     "check_model",
     "from_numpyro",
     "from_pymc",
+    "load_approximation",
     "load_result",
     "make_ising",
     "make_potts",

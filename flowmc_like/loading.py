@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 
 from flowmc_like.adapters.pytree import PositionSpec
+from flowmc_like.approximation import Approximation, bind
 from flowmc_like.diagnostics import RunDiagnostics
 from flowmc_like.records import History
 from flowmc_like.result import SamplerResult
 from flowmc_like.saved import (
     _ARRAY_FIELDS,
+    APPROXIMATION_FORMAT,
+    APPROXIMATION_JSON,
     ARRAYS,
     FORMAT,
     FORMAT_VERSION,
@@ -27,36 +30,57 @@ from flowmc_like.saved import (
     _settings_from_json,
 )
 
-__all__ = ["load_result"]
+__all__ = ["load_approximation", "load_result"]
 
 
-def _read_info(directory: Path) -> dict[str, Any]:
-    file = directory / RESULT_JSON
+def _read_info(
+    directory: Path,
+    file_name: str = RESULT_JSON,
+    format_name: str = FORMAT,
+    owner: str = "load_result",
+) -> dict[str, Any]:
+    what = "result" if format_name == FORMAT else "approximation"
+    file = directory / file_name
     if not file.exists():
         raise ValueError(
-            f"load_result: {str(directory)!r} is not a saved flowmc_like result (no "
-            f"{RESULT_JSON}); pass the directory given to result.save"
+            f"{owner}: {str(directory)!r} is not a saved flowmc_like {what} (no "
+            f"{file_name}); pass the directory given to {what}.save"
         )
     try:
         info = json.loads(file.read_text())
     except (OSError, ValueError) as error:
-        raise ValueError(f"load_result: {file} is corrupt ({error})") from error
-    if info.get("format") != FORMAT:
+        raise ValueError(f"{owner}: {file} is corrupt ({error})") from error
+    if info.get("format") != format_name:
         raise ValueError(
-            f"load_result: {file} is not a flowmc_like result (format {info.get('format')!r})"
+            f"{owner}: {file} is not a flowmc_like {what} (format {info.get('format')!r})"
         )
     version = info.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
-            f"load_result: {str(directory)!r} has format version {version}, newer than the "
+            f"{owner}: {str(directory)!r} has format version {version}, newer than the "
             f"version {FORMAT_VERSION} this flowmc_like reads; upgrade flowmc_like"
         )
     if version < FORMAT_VERSION:
         raise ValueError(
-            f"load_result: {str(directory)!r} has format version {version}; this flowmc_like "
+            f"{owner}: {str(directory)!r} has format version {version}; this flowmc_like "
             f"reads version {FORMAT_VERSION}"
         )
     return info
+
+
+def _read_arrays(directory: Path, owner: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(directory / ARRAYS, allow_pickle=False) as stored:
+            return {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{owner}: {directory / ARRAYS} is corrupt ({error})") from error
+
+
+def _read_tree(stored_tree: dict[str, Any] | None, name: str, arrays: dict[str, Any]) -> Any:
+    if stored_tree is None:
+        return None
+    leaves = [arrays.get(f"{name}.{index}") for index in range(stored_tree["n_leaves"])]
+    return _decode(stored_tree["structure"], leaves, name)
 
 
 def _position_spec(info: dict[str, Any]) -> PositionSpec:
@@ -90,30 +114,20 @@ def load_result(path: str | os.PathLike[str], *, target: Any = None) -> SamplerR
     """
     directory = Path(path)
     info = _read_info(directory)
-    try:
-        with np.load(directory / ARRAYS, allow_pickle=False) as stored:
-            arrays = {name: stored[name] for name in stored.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"load_result: {directory / ARRAYS} is corrupt ({error})") from error
+    arrays = _read_arrays(directory, "load_result")
     history_values = {}
     for field in dataclasses.fields(History):
         if field.name in info["history_text"]:
             history_values[field.name] = np.asarray(info["history_text"][field.name], dtype=np.str_)
         else:
             history_values[field.name] = arrays[f"history.{field.name}"]
-    trees = {}
-    for name, stored_tree in info["trees"].items():
-        if stored_tree is None:
-            trees[name] = None
-            continue
-        leaves = [arrays.get(f"{name}.{index}") for index in range(stored_tree["n_leaves"])]
-        trees[name] = _decode(stored_tree["structure"], leaves, name)
+    trees = {name: _read_tree(stored, name, arrays) for name, stored in info["trees"].items()}
     diagnostics = None
     if info["diagnostics"] is not None:
         values = dict(info["diagnostics"])
         values["warnings"] = tuple(values.get("warnings", ()))
         diagnostics = RunDiagnostics(**values)
-    constrain = None
+    constrain = log_density = data = None
     if target is not None:
         log_density = getattr(target, "log_prob", target)
         constrain = getattr(log_density, "constrain", None)
@@ -136,6 +150,8 @@ def load_result(path: str | os.PathLike[str], *, target: Any = None) -> SamplerR
         diagnostics=diagnostics,
         local_kernel=_settings_from_json(info["local_kernel"], "local_kernel"),
         global_model=_settings_from_json(info["global_model"], "global_model"),
+        log_density=log_density,
+        target_data=data,
     )
 
 
@@ -144,3 +160,35 @@ def _bind_data(constrain: Any, data: Any) -> Any:
     if "data" in inspect.signature(constrain).parameters:
         return functools.partial(constrain, data=data)
     return constrain
+
+
+def load_approximation(path: str | os.PathLike[str], *, target: Any = None) -> Approximation:
+    """Read an approximation written by `Approximation.save` (or a saved result's model).
+
+    Args:
+        path: the directory given to ``approximation.save`` or to ``result.save``.
+        target: for a `from_numpyro` / `from_pymc` target, that target (or its
+            ``log_prob``), to draw and evaluate constrained, named values.
+
+    Returns:
+        The `flowmc_like.Approximation`.
+
+    Raises:
+        ValueError: ``path`` holds neither, is corrupt, has another format version, or
+            its model cannot be rebuilt.
+    """
+    directory = Path(path)
+    if not (directory / APPROXIMATION_JSON).exists() and (directory / RESULT_JSON).exists():
+        return load_result(directory, target=target).approximation()
+    owner = "load_approximation"
+    info = _read_info(directory, APPROXIMATION_JSON, APPROXIMATION_FORMAT, owner)
+    arrays = _read_arrays(directory, owner)
+    model = _settings_from_json(info["global_model"], "global_model")
+    params = _read_tree(info["trees"]["model_params"], "model_params", arrays)
+    log_density = None if target is None else getattr(target, "log_prob", target)
+    if log_density is not None and not hasattr(log_density, "constrain_one"):
+        raise TypeError(
+            f"{owner}: target must be a from_numpyro / from_pymc target (or its log_prob); "
+            f"got {type(target).__name__}"
+        )
+    return bind(model, params, _position_spec(info), log_density, info["is_unconstrained"])

@@ -15,7 +15,10 @@ from flowmc_like.exporters import arviz as arviz_export
 from flowmc_like.exporters import plotting
 from flowmc_like.records import History, LoopOutput
 
-__all__ = ["History", "SamplerResult", "assemble_result"]
+__all__ = ["DEFAULT_EVIDENCE_SAMPLES", "History", "SamplerResult", "assemble_result"]
+
+DEFAULT_EVIDENCE_SAMPLES = 10_000
+"""Model draws `SamplerResult.log_evidence` makes by default."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,10 @@ class SamplerResult:
         local_kernel: the run's local kernel (its settings; None if unknown).
         global_model: the run's global model (its settings, which with ``model_params``
             rebuild the trained model), or None.
+        log_density: the target's log density as the sampler had it (the user's function,
+            or a PPL target's ``log_prob``), for `log_evidence`; None for a result loaded
+            without its target.
+        target_data: the data the run's log density took (None without).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -84,6 +91,8 @@ class SamplerResult:
     diagnostics: RunDiagnostics | None = None
     local_kernel: Any = None
     global_model: Any = None
+    log_density: Any = None
+    target_data: Any = None
 
     @property
     def last_positions(self) -> Any:
@@ -179,6 +188,93 @@ class SamplerResult:
         from flowmc_like.saved import save_result
 
         return save_result(self, path)
+
+    def approximation(self) -> Any:
+        """The trained global model as a normalised density in the user's space.
+
+        Returns:
+            An `flowmc_like.Approximation` with ``sample(key, n)`` and ``log_prob(x)`` (for a
+            PPL target: constrained, named values) and ``save(path)``.
+
+        Raises:
+            ValueError: the run had no global model.
+        """
+        from flowmc_like.approximation import bind
+
+        is_model = self.constrain is not None or hasattr(self.log_density, "constrain_one")
+        target = self.log_density if hasattr(self.log_density, "constrain_one") else None
+        return bind(self.global_model, self.model_params, self.position_spec, target, is_model)
+
+    def log_evidence(
+        self,
+        key: Any = None,
+        *,
+        n_samples: int = DEFAULT_EVIDENCE_SAMPLES,
+        method: str = "importance",
+        log_prob: Any = None,
+        data: Any = None,
+    ) -> Any:
+        """The marginal likelihood ``log Z`` of the target, with the trained model as proposal.
+
+        ``Z`` is the integral of the target density the run sampled (for a PPL target, the
+        model's evidence: prior times likelihood; for a discrete target, the partition
+        function). See `flowmc_like.evidence` for the estimators.
+
+        Args:
+            key: PRNG key of the model's draws (``jax.random.key(0)`` if None).
+            n_samples: draws from the model (each costs one target evaluation).
+            method: ``"importance"`` (importance sampling) or ``"bridge"`` (bridge sampling,
+                which also uses the run's production draws).
+            log_prob: the target's log density, for a result loaded without it (same
+                signature as given to the sampler); by default the run's.
+            data: the data ``log_prob`` takes; by default the run's.
+
+        Returns:
+            `flowmc_like.LogEvidence`: ``log_z``, ``standard_error``, ``pareto_k``,
+            ``is_reliable``, ``n_evaluations`` ... An unreliable estimate is returned with a
+            `flowmc_like.EvidenceWarning`.
+
+        Raises:
+            ValueError: no global model, no log density, or a bad argument.
+        """
+        import jax
+
+        from flowmc_like.evidence import estimate_log_evidence
+        from flowmc_like.target import bind_target
+
+        owner = "SamplerResult.log_evidence"
+        if method not in ("importance", "bridge"):
+            raise ValueError(f"{owner}: method must be 'importance' or 'bridge'; got {method!r}")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 100:
+            raise ValueError(f"{owner}: n_samples must be an int >= 100; got {n_samples!r}")
+        if self.global_model is None or self.model_params is None:
+            raise ValueError(f"{owner}: the run has no trained global model to draw from")
+        log_density = self.log_density if log_prob is None else log_prob
+        if log_density is None:
+            raise ValueError(
+                f"{owner}: this result has no log density attached (it was loaded without "
+                "its target); pass log_prob= (and data= if it takes data)"
+            )
+        log_density = getattr(log_density, "log_prob", log_density)  # a ModelTarget
+        if data is None and log_prob is None:
+            data = self.target_data
+        if data is None:
+            data = getattr(log_density, "data", None)
+        if method == "bridge" and self.n_draws == 0:
+            raise ValueError(f"{owner}: method='bridge' needs production draws; the run has none")
+        target = bind_target(log_density, self.position_spec, with_data=data is not None)
+        return estimate_log_evidence(
+            self.global_model,
+            self.model_params,
+            target.flat_log_prob,
+            data,
+            jax.random.key(0) if key is None else key,
+            n_samples,
+            self.position_spec.n_dim,
+            method,
+            self.flat_samples,
+            self.log_prob,
+        )
 
     def plot_diagnostics(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Training loss, local and global acceptance and step size per loop, in one figure.

@@ -565,7 +565,11 @@ class Sampler:
                 constrain = functools.partial(constrain, data=data)
         result = drive(prepared, self.config, state, progress, observer, constrain, start)
         return dataclasses.replace(
-            result, local_kernel=self.local_kernel, global_model=self.global_model
+            result,
+            local_kernel=self.local_kernel,
+            global_model=self.global_model,
+            log_density=self.log_prob,
+            target_data=self.data,
         )
 
 

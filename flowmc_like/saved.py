@@ -36,11 +36,13 @@ import numpy as np
 from flowmc_like.checkpoint.files import _write_atomic
 from flowmc_like.records import History
 
-__all__ = ["FORMAT_VERSION", "save_result"]
+__all__ = ["APPROXIMATION_FORMAT", "FORMAT_VERSION", "save_approximation", "save_result"]
 
 FORMAT = "flowmc_like.result"
 FORMAT_VERSION = 1
 RESULT_JSON = "result.json"
+APPROXIMATION_FORMAT = "flowmc_like.approximation"
+APPROXIMATION_JSON = "approximation.json"
 ARRAYS = "arrays.npz"
 
 _ARRAY_FIELDS = (
@@ -193,6 +195,31 @@ def _settings_from_json(description: dict[str, Any] | None, what: str) -> Any:
 # --- save / load ---------------------------------------------------------------------------
 
 
+def _store_tree(tree: Any, name: str, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """JSON of ``tree``'s structure; its leaves go into ``arrays`` as ``name.<index>``."""
+    if tree is None:
+        return None
+    leaves = _tree_leaves(tree)
+    for index, leaf in enumerate(leaves):
+        if leaf is not None:
+            arrays[f"{name}.{index}"] = np.asarray(leaf)
+    return {"structure": _skeleton(tree, name), "n_leaves": len(leaves)}
+
+
+def _positions_to_json(spec: Any) -> dict[str, Any]:
+    """The layout of positions (`PositionSpec`) as JSON."""
+    position_tree = None
+    if spec.is_pytree:
+        template = jax.tree.unflatten(spec.treedef, [0] * len(spec.names))
+        position_tree = _skeleton(template, "initial_position")
+    return {
+        "is_pytree": spec.is_pytree,
+        "names": list(spec.names),
+        "shapes": [list(shape) for shape in spec.shapes],
+        "structure": position_tree,
+    }
+
+
 def save_result(result: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``result`` to the directory ``path`` (created; files in it are replaced).
 
@@ -207,10 +234,7 @@ def save_result(result: Any, path: str | os.PathLike[str]) -> Path:
         ValueError: a pytree in the result (positions, params) has a node type that is not
             stored without pickle.
     """
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"save: path {str(directory)!r} is a file; expected a directory")
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = _prepare_directory(path)
     arrays = {name: np.asarray(getattr(result, name)) for name in _ARRAY_FIELDS}
     history = {}
     for field in dataclasses.fields(History):
@@ -219,34 +243,17 @@ def save_result(result: Any, path: str | os.PathLike[str]) -> Path:
             history[field.name] = values.tolist()
         else:
             arrays[f"history.{field.name}"] = values
-    trees = {}
-    for name in ("kernel_params", "model_params"):
-        tree = getattr(result, name)
-        if tree is None:
-            trees[name] = None
-            continue
-        leaves = _tree_leaves(tree)
-        trees[name] = {"structure": _skeleton(tree, name), "n_leaves": len(leaves)}
-        for index, leaf in enumerate(leaves):
-            if leaf is not None:
-                arrays[f"{name}.{index}"] = np.asarray(leaf)
-    spec = result.position_spec
-    position_tree = None
-    if spec.is_pytree:
-        template = jax.tree.unflatten(spec.treedef, [0] * len(spec.names))
-        position_tree = _skeleton(template, "initial_position")
+    trees = {
+        name: _store_tree(getattr(result, name), name, arrays)
+        for name in ("kernel_params", "model_params")
+    }
     diagnostics = None if result.diagnostics is None else dataclasses.asdict(result.diagnostics)
     info = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "n_chains": result.n_chains,
         "n_dim": int(result.flat_samples.shape[-1]),
-        "positions": {
-            "is_pytree": spec.is_pytree,
-            "names": list(spec.names),
-            "shapes": [list(shape) for shape in spec.shapes],
-            "structure": position_tree,
-        },
+        "positions": _positions_to_json(result.position_spec),
         "has_constrain": result.constrain is not None,
         "local_kernel": _settings_to_json(result.local_kernel),
         "global_model": _settings_to_json(result.global_model),
@@ -258,4 +265,45 @@ def save_result(result: Any, path: str | os.PathLike[str]) -> Path:
     text = json.dumps(info, indent=1)
     _write_atomic(directory / ARRAYS, lambda handle: np.savez(handle, **arrays))
     _write_atomic(directory / RESULT_JSON, lambda handle: handle.write(text.encode()))
+    return directory
+
+
+def save_approximation(approximation: Any, path: str | os.PathLike[str]) -> Path:
+    """Write an `flowmc_like.Approximation` to the directory ``path``.
+
+    ``approximation.json`` holds the format, the model's settings, the structure of its
+    params and the positions' layout; ``arrays.npz`` the params' leaves. A PPL target is
+    not stored (``is_unconstrained`` is): `flowmc_like.load_approximation` takes it.
+
+    Returns:
+        The directory.
+    """
+    directory = _prepare_directory(path)
+    model = _settings_to_json(approximation.model)
+    if model is None or model["fields"] is None:
+        raise ValueError(
+            f"save: the model {approximation.model!r} cannot be stored without pickle "
+            f"({None if model is None else model['why']})"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    info = {
+        "format": APPROXIMATION_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "n_dim": approximation.n_dim,
+        "positions": _positions_to_json(approximation.position_spec),
+        "is_unconstrained": approximation.is_unconstrained,
+        "global_model": model,
+        "trees": {"model_params": _store_tree(approximation.params, "model_params", arrays)},
+    }
+    text = json.dumps(info, indent=1)
+    _write_atomic(directory / ARRAYS, lambda handle: np.savez(handle, **arrays))
+    _write_atomic(directory / APPROXIMATION_JSON, lambda handle: handle.write(text.encode()))
+    return directory
+
+
+def _prepare_directory(path: str | os.PathLike[str]) -> Path:
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"save: path {str(directory)!r} is a file; expected a directory")
+    directory.mkdir(parents=True, exist_ok=True)
     return directory

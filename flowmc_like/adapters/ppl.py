@@ -83,6 +83,7 @@ import numpy as np
 from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like._validation import check_callable, check_int
 from flowmc_like.adapters.model_data import ArgumentSplit, split_arguments, static_key
+from flowmc_like.adapters.numpyro_inverse import unconstrain_numpyro
 
 __all__ = ["ModelLogDensity", "ModelLogPrior", "ModelTarget", "from_numpyro", "from_pymc"]
 
@@ -149,6 +150,8 @@ class ModelLogDensity:
             out), or None.
         data: the model's own data, a pytree of arrays (the traced inputs).
         program_key: hashable identity of the functions above as programs, or None.
+        unconstrain_fn: ``({name: constrained value}, data) -> (x (n_dim,), log|det dc/dx|
+            ())`` the way back from one draw's constrained latent values, or None (PyMC).
     """
 
     log_density: Callable[[Array, PyTree], Array]
@@ -157,6 +160,7 @@ class ModelLogDensity:
     log_prior_fn: Callable[[Array, PyTree], Array] | None = None
     data: PyTree = None
     program_key: Hashable | None = None
+    unconstrain_fn: Callable[[dict[str, Array], PyTree], tuple[Array, Array]] | None = None
 
     def __call__(self, x: Array, data: PyTree = None) -> Array:
         """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``.
@@ -173,6 +177,12 @@ class ModelLogDensity:
     def constrain_one(self, x: Array, data: PyTree = None) -> dict[str, Array]:
         """``{name: constrained value}`` at one position ``x`` ``(n_dim,)`` on ``data``."""
         return self.constrain_fn(x, self._data(data))
+
+    def unconstrain_one(self, values: dict[str, Array], data: PyTree = None) -> tuple[Array, Array]:
+        """One draw's flat unconstrained position and ``log|det dc/dx|`` (see the attribute)."""
+        if self.unconstrain_fn is None:
+            raise NotImplementedError("this target has no map back to the unconstrained space")
+        return self.unconstrain_fn(values, self._data(data))
 
     @functools.cached_property
     def log_prior(self) -> ModelLogPrior | None:
@@ -369,7 +379,12 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
     prior_model = _numpyro_prior_model(model, _numpyro_observed_sites(info.model_trace))
     prior_info = initialize(jax.random.PRNGKey(0), prior_model, True, *model_args, **model_kwargs)
     functions = _NumpyroFunctions(
-        model, info.potential_fn, info.postprocess_fn, prior_info.potential_fn, unravel
+        model,
+        info.potential_fn,
+        info.postprocess_fn,
+        prior_info.potential_fn,
+        unravel,
+        tuple(sorted(example)),
     )
     n_dim = int(flat_example.shape[0])
     split, data = split_arguments(model_args, model_kwargs)
@@ -420,6 +435,7 @@ class _NumpyroFunctions:
         postprocess_fn: ``(*args, **kwargs) -> (params -> {name: constrained value})``.
         prior_potential_fn: ``potential_fn`` of the model with its observed sites hidden.
         unravel: flat ``(n_dim,)`` position -> the unconstrained latent dict.
+        names: the latent sites, sorted (the flat layout's order).
     """
 
     model: Callable[..., Any]
@@ -427,6 +443,7 @@ class _NumpyroFunctions:
     postprocess_fn: Callable[..., Callable[[Any], dict[str, Array]]]
     prior_potential_fn: Callable[..., Callable[[Any], Array]]
     unravel: Callable[[Array], Any]
+    names: tuple[str, ...]
 
     def density(self, split: ArgumentSplit, data: PyTree, n_dim: int) -> ModelLogDensity:
         """The `ModelLogDensity` of the model on arguments rebuilt from ``split`` and data."""
@@ -443,8 +460,14 @@ class _NumpyroFunctions:
             args, kwargs = split.arguments(data)
             return -self.prior_potential_fn(*args, **kwargs)(self.unravel(x))
 
+        def unconstrain(values: dict[str, Array], data: PyTree) -> tuple[Array, Array]:
+            args, kwargs = split.arguments(data)
+            return unconstrain_numpyro(self.model, self.names, args, kwargs, values)
+
         program_key = ("numpyro", static_key(self.model), split.key)
-        return ModelLogDensity(log_density, constrain_fn, n_dim, log_prior, data, program_key)
+        return ModelLogDensity(
+            log_density, constrain_fn, n_dim, log_prior, data, program_key, unconstrain
+        )
 
 
 def _trace_error(density: ModelLogDensity, x: Array) -> Exception | None:

@@ -97,7 +97,7 @@ MAX_PARETO_WEIGHTS = 4096
 """Most log weights `pareto_k` fits (evenly spaced over the given ones)."""
 
 
-def pareto_k(log_weights: np.ndarray) -> float:
+def pareto_k(log_weights: np.ndarray, max_weights: int | None = MAX_PARETO_WEIGHTS) -> float:
     """ArviZ's Pareto k-hat of importance weights given by their logs (PSIS).
 
     k-hat estimates the shape of the weights' right tail: below 0.5 the weights have a
@@ -106,7 +106,8 @@ def pareto_k(log_weights: np.ndarray) -> float:
 
     Args:
         log_weights: any shape; non-finite entries are left out, and at most
-            ``MAX_PARETO_WEIGHTS`` evenly spaced ones are used.
+            ``max_weights`` evenly spaced ones are used (all of them for None).
+        max_weights: the most weights fitted.
 
     Returns:
         k-hat, or NaN when fewer than 20 finite weights are given or ArviZ has no PSIS.
@@ -116,8 +117,8 @@ def pareto_k(log_weights: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size < 20 or not hasattr(arviz, "psislw"):
         return float("nan")
-    if values.size > MAX_PARETO_WEIGHTS:
-        values = values[np.linspace(0, values.size - 1, MAX_PARETO_WEIGHTS).astype(int)]
+    if max_weights is not None and values.size > max_weights:
+        values = values[np.linspace(0, values.size - 1, max_weights).astype(int)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, k_hat = arviz.psislw(values - values.max())
