@@ -59,6 +59,14 @@ def test_constrained_draws_stay_in_the_support_and_keep_their_names():
     assert set(idata.posterior.data_vars) == {"scale", "weights", "log_scale"}
     assert set(idata.warmup_posterior.data_vars) == {"scale", "weights", "log_scale"}
     assert any(name.startswith("weights[") for name in result.summary().index)
+    # the approximation's density of constrained values (stick-breaking Jacobian included)
+    approximation = result.approximation()
+    values, log_q = approximation.sample_and_log_prob(jax.random.key(2), 5)
+    assert set(values) == {"scale", "weights", "log_scale"}
+    np.testing.assert_allclose(values["weights"].sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(approximation.log_prob(values), log_q, rtol=1e-4, atol=1e-4)
+    flat = approximation.sample_unconstrained(jax.random.key(2), 5)
+    assert flat.shape == (5, 3)
 
 
 def test_bad_n_dim_and_n_chains_are_refused():

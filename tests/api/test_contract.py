@@ -88,6 +88,13 @@ def test_pytree_positions_round_trip_and_arviz_names():
     idata = result.to_arviz()
     assert set(idata.posterior.data_vars) == {"mu", "theta"}
     assert idata.posterior["theta"].dims[:2] == ("chain", "draw")
+    # the trained model as a density of the same pytrees
+    approximation = result.approximation()
+    draws, log_q = approximation.sample_and_log_prob(jax.random.key(1), 7)
+    assert draws["mu"].shape == (7,) and draws["theta"].shape == (7, 3)
+    np.testing.assert_allclose(approximation.log_prob(draws), log_q, atol=1e-5)
+    flat = jnp.concatenate([draws["mu"][:, None], draws["theta"]], axis=-1)
+    np.testing.assert_allclose(approximation.log_prob_unconstrained(flat), log_q, atol=1e-5)
 
 
 def _group_names(idata):

@@ -77,12 +77,21 @@ def test_mixture_10d_local_kernels_alone_get_weights_wrong(kernel_name):
 
 @pytest.mark.slow
 def test_mixture_10d_defaults_with_flow_get_weights_right():
+    """The mode weights, and log Z of the mixture scaled by exp(-1.7) from the trained flow."""
     target = two_mode_mixture(n_dim=10)
-    sampler = fm.Sampler(target.log_prob, progress_bar=False)
+
+    def scaled(x):
+        return target.log_prob(x) - 1.7
+
+    sampler = fm.Sampler(scaled, n_dim=10, progress_bar=False)
     result = sampler.run(jax.random.key(4), _mixture_start(32))
     weight = target.mode_weights(result.flat_samples)[0]
     assert abs(weight - 0.3) < 0.03, weight
     assert np.mean(result.global_acceptance) > 0.1
+    for method in ("importance", "bridge"):
+        evidence = result.log_evidence(jax.random.key(5), method=method)
+        assert abs(evidence.log_z + 1.7) / evidence.standard_error < 4, evidence
+        assert evidence.is_reliable
 
 
 @pytest.mark.parametrize("kernel_name", list(KERNELS))

@@ -78,7 +78,11 @@ LATTICE_CASES = [
 
 @pytest.mark.parametrize("lattice, configuration", LATTICE_CASES)
 def test_small_lattice_matches_exact_values(lattice, configuration):
-    """Ising 4x4 at beta_c (2^16 states enumerated), 3-state Potts 4x4 (transfer matrix)."""
+    """Ising 4x4 at beta_c (2^16 states enumerated), 3-state Potts 4x4 (transfer matrix).
+
+    With both moves, also ``log Z`` from the trained model against the exact partition
+    function.
+    """
     target, mode, seed, min_acceptance = LATTICES[lattice]
     exact = enumerate_lattice(target.L, target.n_categories, target.beta)
     has_model, overrides = CONFIGURATIONS[configuration]
@@ -94,6 +98,10 @@ def test_small_lattice_matches_exact_values(lattice, configuration):
     assert np.all(np.abs(z) < Z_BOUND), z
     if has_model:
         assert result.global_acceptance.mean() > min_acceptance
+    if has_model and configuration == "both":  # the partition function, by the model's draws
+        evidence = result.log_evidence(jax.random.key(seed))
+        assert abs(evidence.log_z - exact.log_z) / evidence.standard_error < Z_BOUND, evidence
+        assert evidence.is_reliable
 
 
 # --- Independence MH in isolation, and a proof that these tests catch a wrong ratio -----------
