@@ -59,6 +59,12 @@ def test_constrained_draws_stay_in_the_support_and_keep_their_names():
     np.testing.assert_allclose(samples["weights"].sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(samples["log_scale"], np.log(samples["scale"]), rtol=1e-4)
     assert {"scale", "weights", "log_scale"} <= set(result.to_arviz().posterior.data_vars)
+    approximation = result.approximation()  # draws map to the model's values; no way back
+    values = approximation.sample(jax.random.key(2), 4)
+    np.testing.assert_allclose(values["weights"].sum(-1), 1.0, rtol=1e-5)
+    with pytest.raises(NotImplementedError, match="log_prob_unconstrained"):
+        approximation.log_prob(values)
+    assert approximation.log_prob_unconstrained(jnp.zeros((4, 3))).shape == (4,)
 
 
 def test_log_prior_is_the_free_variables_with_their_jacobian():
