@@ -4,7 +4,7 @@ Usage::
 
     python -m benchmarks.evidence [--out benchmarks/results/evidence.md] [--seed 0]
         [--targets mixture_10d eight_schools eight_schools_pooled logistic_regression]
-        [--samplers flowmc_like dynesty jaxns] [--n-chains 32]
+        [--samplers flowmc_like dynesty dynesty_nlive5000 jaxns] [--n-chains 32]
         [--reference benchmarks/results/evidence_reference.json] [--recompute-reference]
         [--in-process] [--quick]
 
@@ -66,6 +66,9 @@ compilation and the run included):
   ``log Z = results.logz[-1]``, SE ``results.logzerr[-1]``, evaluations
   ``sum(results.ncall)``. The likelihoods and prior transforms are NumPy float64 functions
   of one point (``scipy.special.ndtri`` for the normal ppf), the form dynesty calls.
+- ``dynesty_nlive5000``: the same with ``nlive=5000`` (10x), to measure how dynesty's error
+  and time scale with its live points; left out on the regression (about 13 min) unless
+  ``--samplers`` and ``--targets`` both name it.
 - ``jaxns`` 3.0: ``jaxns.core.NestedSampler(model=Model(prior_model))`` with its defaults,
   ``run(key=jax.random.PRNGKey(seed), args=data)``, ``state.to_result().trim()``; priors
   ``jaxns.priors.Prior`` of TFP-on-JAX distributions (``Uniform``, ``Normal``,
@@ -86,7 +89,10 @@ error, the exact or reference value (and its SE), the error, ``|error| / SE`` wi
 ``SE = sqrt(SE_sampler^2 + SE_reference^2)``, wall seconds, target or likelihood evaluations,
 and for flowmc_like the Pareto k of the importance weights against its threshold and
 whether the library calls the estimate reliable. Summary: per sampler and target whether
-the error is within 2 SE (or 3 SE), and the wall-time ratio nested sampler / flowmc_like.
+the error is within 2 SE (or 3 SE), the wall-time ratio nested sampler / flowmc_like, and
+the same at equal accuracy: a nested run's wall time times ``(SE / SE_flowmc_like)^2``
+(its error falls as ``1 / sqrt(n_live)``, its cost grows as ``n_live``; the 10x dynesty
+runs check the scaling).
 
 ``--quick`` (the smoke test): flowmc_like with ``n_training_loops=2, n_production_loops=2,
 n_local_steps=5, n_global_steps=5`` and 1,000 evidence draws, dynesty with ``nlive=50`` and
@@ -142,7 +148,11 @@ DEFAULT_OUT = RESULTS / "evidence.md"
 DEFAULT_REFERENCE = RESULTS / "evidence_reference.json"
 
 TARGETS = ("mixture_10d", "eight_schools", "eight_schools_pooled", "logistic_regression")
-SAMPLERS = ("flowmc_like", "dynesty", "jaxns")
+SAMPLERS = ("flowmc_like", "dynesty", "dynesty_nlive5000", "jaxns")
+DYNESTY_MORE_LIVE = 5000
+"""Live points of the ``dynesty_nlive5000`` runs (10x dynesty's default)."""
+SKIPPED_BY_DEFAULT = {("logistic_regression", "dynesty_nlive5000")}
+"""Runs left out unless both are named (about 13 min: 10x the default run's 79 s)."""
 
 # mixture_10d
 MIX_DIM = 10
@@ -635,11 +645,18 @@ def run_flowmc_like(
     return rows
 
 
-def run_dynesty(problem: Problem, seed: int, quick: bool) -> list[dict[str, Any]]:
-    """``dynesty.NestedSampler`` with its defaults (NumPy likelihood and prior transform)."""
+def run_dynesty(
+    problem: Problem, seed: int, quick: bool, nlive: int | None = None
+) -> list[dict[str, Any]]:
+    """``dynesty.NestedSampler`` with its defaults (NumPy likelihood and prior transform).
+
+    ``nlive`` (if given) is the one setting changed: more live points, smaller error.
+    """
     import dynesty
 
     init_kw = {"nlive": QUICK_DYNESTY["nlive"]} if quick else {}
+    if nlive is not None:
+        init_kw = {"nlive": 2 * QUICK_DYNESTY["nlive"] if quick else nlive}
     run_kw = {"maxiter": QUICK_DYNESTY["maxiter"]} if quick else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -654,7 +671,7 @@ def run_dynesty(problem: Problem, seed: int, quick: bool) -> list[dict[str, Any]
     log_z = float(res.logz[-1])
     return [
         {
-            "sampler": "dynesty",
+            "sampler": "dynesty" if nlive is None else f"dynesty_nlive{nlive}",
             "method": "nested",
             "log_z_sampler": log_z,
             "log_z": log_z + problem.offset_nested,
@@ -735,6 +752,8 @@ def run_one(target: str, sampler: str, seed: int, n_chains: int, quick: bool) ->
                 rows = run_flowmc_like(problem, seed, n_chains, quick)
         elif sampler == "dynesty":
             rows = run_dynesty(problem, seed, quick)
+        elif sampler == "dynesty_nlive5000":
+            rows = run_dynesty(problem, seed, quick, nlive=DYNESTY_MORE_LIVE)
         elif sampler == "jaxns":
             from benchmarks.reuse import no_persistent_cache
 
@@ -769,7 +788,7 @@ def _import_sampler(sampler: str) -> None:
         import jaxns.model
         import jaxns.priors  # noqa: F401
         import tensorflow_probability.substrates.jax  # noqa: F401
-    elif sampler == "dynesty":
+    elif sampler.startswith("dynesty"):
         import dynesty  # noqa: F401
     elif sampler == "flowmc_like":
         import numpyro
@@ -895,7 +914,8 @@ def summarize(rows: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]:
         }
         for r in rows
     ]
-    ratios = []
+    ratios: list[dict[str, Any]] = []
+    equal: list[dict[str, Any]] = []
     for t in targets:
         fm_rows = [
             r for r in rows
@@ -904,12 +924,62 @@ def summarize(rows: list[dict[str, Any]], targets: list[str]) -> dict[str, Any]:
         ]  # fmt: skip
         if not fm_rows:
             continue
-        entry: dict[str, Any] = {"target": t, "flowmc_like_wall_s": fm_rows[0]["wall_s"]}
-        for s in ("dynesty", "jaxns"):
+        fm_row = fm_rows[0]
+        entry: dict[str, Any] = {"target": t, "flowmc_like_wall_s": fm_row["wall_s"]}
+        for s in NESTED:
             nr = [r for r in rows if r["target"] == t and r["sampler"] == s and not r.get("failed")]
-            entry[f"{s}_over_flowmc_like"] = nr[0]["wall_s"] / fm_rows[0]["wall_s"] if nr else None
+            entry[f"{s}_over_flowmc_like"] = nr[0]["wall_s"] / fm_row["wall_s"] if nr else None
+            if nr:
+                equal.append(equal_accuracy(nr[0], fm_row))
         ratios.append(entry)
-    return {"verdicts": verdicts, "wall_ratios": ratios}
+    return {"verdicts": verdicts, "wall_ratios": ratios, "equal_accuracy": equal}
+
+
+NESTED = ("dynesty", "dynesty_nlive5000", "jaxns")
+
+
+def equal_accuracy(nested: dict[str, Any], fm_row: dict[str, Any]) -> dict[str, Any]:
+    """A nested run's wall time scaled to flowmc_like's standard error.
+
+    A nested sampler's error of log Z is ``sqrt(H / n_live)`` (``H`` the information) and its
+    cost grows as ``n_live``, so reaching a standard error ``SE_fm`` from a run that gave
+    ``SE`` in ``t`` seconds takes about ``t (SE / SE_fm)^2``; the ``dynesty_nlive5000`` rows
+    check that scaling against the default runs.
+    """
+    factor = (nested["standard_error"] / fm_row["standard_error"]) ** 2
+    return {
+        "target": nested["target"],
+        "sampler": nested["sampler"],
+        "method": nested["method"],
+        "standard_error": nested["standard_error"],
+        "wall_s": nested["wall_s"],
+        "flowmc_like_standard_error": fm_row["standard_error"],
+        "flowmc_like_wall_s": fm_row["wall_s"],
+        "cost_factor": factor,
+        "equal_accuracy_wall_s": nested["wall_s"] * factor,
+        "equal_accuracy_ratio": nested["wall_s"] * factor / fm_row["wall_s"],
+    }
+
+
+def scaling_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per target: the default dynesty run against the one with 10x the live points."""
+    out = []
+    for target in TARGETS:
+        pair = {
+            r["sampler"]: r
+            for r in rows
+            if r["target"] == target and r["sampler"].startswith("dynesty") and not r.get("failed")
+        }
+        if {"dynesty", "dynesty_nlive5000"} <= set(pair):
+            default, more = pair["dynesty"], pair["dynesty_nlive5000"]
+            out.append(
+                {
+                    "target": target,
+                    "se_ratio": default["standard_error"] / more["standard_error"],
+                    "wall_ratio": more["wall_s"] / default["wall_s"],
+                }
+            )
+    return out
 
 
 # ----------------------------------------------------------------------------- report
@@ -932,7 +1002,11 @@ def _se_digits(se: float | None) -> int:
 
 
 def _label(r: dict[str, Any]) -> str:
-    return f"{r['sampler']} ({r['method']})" if r["sampler"] == "flowmc_like" else r["sampler"]
+    if r["sampler"] == "flowmc_like":
+        return f"{r['sampler']} ({r['method']})"
+    if r["sampler"] == "dynesty_nlive5000":
+        return f"dynesty (nlive {DYNESTY_MORE_LIVE})"
+    return r["sampler"]
 
 
 MAIN_HEADER = [
@@ -1065,7 +1139,7 @@ def build_markdown(payload: dict[str, Any]) -> str:
         for w in s["wall_ratios"]:
             parts = [
                 f"{name} {fmt(w[f'{name}_over_flowmc_like'], 2)}"
-                for name in ("dynesty", "jaxns")
+                for name in NESTED
                 if w.get(f"{name}_over_flowmc_like") is not None
             ]
             lines.append(
@@ -1073,6 +1147,50 @@ def build_markdown(payload: dict[str, Any]) -> str:
                 + (", ".join(parts) or "no nested run")
                 + "."
             )
+    if s.get("equal_accuracy"):
+        lines += ["", "## The same accuracy", ""]
+        lines += [
+            "Defaults give standard errors that differ by one to two orders of magnitude. "
+            "A nested sampler's error falls as 1/sqrt(live points) and its cost grows as the "
+            "live points, so its wall time to flowmc_like's (importance) standard error is "
+            "about wall s x (SE / SE_flowmc_like)^2. The dynesty runs with "
+            f"{DYNESTY_MORE_LIVE} live points (10x the default) measure that scaling.",
+            "",
+        ]
+        lines += _table(
+            [
+                "target",
+                "sampler",
+                "SE",
+                "wall s",
+                "flowmc_like SE",
+                "flowmc_like wall s",
+                "wall s at flowmc_like's SE",
+                "ratio to flowmc_like",
+            ],
+            [
+                [
+                    e["target"],
+                    _label(e),
+                    _f(e["standard_error"], _se_digits(e["standard_error"])),
+                    fmt(e["wall_s"]),
+                    _f(e["flowmc_like_standard_error"], 4),
+                    fmt(e["flowmc_like_wall_s"]),
+                    fmt(e["equal_accuracy_wall_s"]),
+                    fmt(e["equal_accuracy_ratio"], 2),
+                ]
+                for e in s["equal_accuracy"]
+            ],
+        )
+        checks = scaling_checks(rows)
+        if checks:
+            lines += ["", "Scaling check, dynesty default (500 live points) to 10x:", ""]
+            lines += [
+                f"- {c['target']}: SE {c['se_ratio']:.2f}x smaller (1/sqrt(n_live) predicts "
+                f"{math.sqrt(10):.2f}x), wall time {c['wall_ratio']:.1f}x longer (n_live "
+                "predicts 10x)."
+                for c in checks
+            ]
     if payload["comparison"]:
         lines += [
             "",
@@ -1122,7 +1240,7 @@ def build_markdown(payload: dict[str, Any]) -> str:
                 f"(compile {fmt(r['timings'].get('compile'))} s), run evaluations "
                 f"{r['run_evaluations']:,}"
             )
-        elif r["sampler"] == "dynesty":
+        elif r["sampler"].startswith("dynesty"):
             st = r["settings"]
             detail = (
                 f"nlive {st['nlive']}, bound {st['bound']}, sampler {st['sample']}, "
@@ -1176,6 +1294,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--worker", nargs=2, metavar=("TARGET", "SAMPLER"), help=argparse.SUPPRESS)
     p.add_argument("--record", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args.samplers_given = "--samplers" in given
+    args.targets_given = "--targets" in given
     if args.n_chains is None:
         args.n_chains = 8 if args.quick else N_CHAINS
     return args
@@ -1204,8 +1325,11 @@ def main(argv: list[str] | None = None) -> int:
     refs = references(args.targets, args.reference, args.recompute_reference, args.quick)
     rows: list[dict[str, Any]] = []
     # sampler-major: in one process jaxns (which switches JAX to float64) comes last
+    named_both = args.samplers_given and args.targets_given
     for sampler in args.samplers:
         for target in args.targets:
+            if (target, sampler) in SKIPPED_BY_DEFAULT and not named_both:
+                continue
             print(f"[evidence] {sampler} on {target} ...", flush=True)
             got = (
                 run_one(target, sampler, args.seed, args.n_chains, args.quick)

@@ -70,6 +70,13 @@ weights are bounded on a finite space)."""
 DEFENSIVE_SCALE = 2.0
 """Base-space widening of the defensive component (see `DEFENSIVE_SHARE`)."""
 
+BRIDGE_MAX_PARETO_K = 1.0
+"""Pareto k of the importance weights above which a bridge estimate is not trusted.
+
+The bridge's own terms are bounded, so it tolerates weights of infinite variance (k up to
+1) where importance sampling does not; beyond 1 the weights have no finite mean: the model
+misses part of the target's mass and the two sets of draws barely overlap."""
+
 MAX_BRIDGE_ITERATIONS = 1000
 BRIDGE_TOLERANCE = 1e-10
 
@@ -86,8 +93,8 @@ class LogEvidence:
         log_z: the estimate of ``log Z``.
         standard_error: its Monte Carlo standard error (on the log scale).
         pareto_k: Pareto k-hat of the importance weights ``f / q`` of the model's draws.
-        k_threshold: the k-hat above which the estimate is not trusted,
-            ``min(1 - 1 / log10(n_samples), 0.7)``.
+        k_threshold: the k-hat above which the estimate is not trusted: importance
+            sampling ``min(1 - 1 / log10(n_samples), 0.7)``, bridge sampling 1.
         ess: effective number of the importance draws, ``(sum w)^2 / sum w^2``.
         n_samples: draws from the model.
         n_evaluations: target evaluations the estimate made (the MCMC draws a bridge
@@ -242,11 +249,12 @@ def _verdict(pareto_k_hat: float, threshold: float, n_nonfinite: int, where: str
     """True when trusted; otherwise an `EvidenceWarning` says why."""
     is_reliable = bool(np.isfinite(pareto_k_hat) and pareto_k_hat <= threshold)
     if not is_reliable:
+        also = "" if "bridge" in where else ", or try method='bridge'"
         warnings.warn(
             f"{where}: the importance weights have Pareto k = {pareto_k_hat:.2f} > "
             f"{threshold:.2f}: the model misses part of the target's mass, so log Z and its "
-            "standard error cannot be trusted. Train longer (more training loops), use a "
-            "more flexible global model, or try method='bridge'.",
+            "standard error cannot be trusted. Train longer (more training loops) or use a "
+            f"more flexible global model{also}.",
             EvidenceWarning,
             stacklevel=5,
         )
@@ -323,7 +331,8 @@ def bridge_log_evidence(
 
     Returns:
         `LogEvidence` with ``method="bridge"``; its ``pareto_k`` is that of the importance
-        weights of the model's draws (a diagnostic of the model, warned about when high).
+        weights of the model's draws, trusted up to `BRIDGE_MAX_PARETO_K` (an
+        `EvidenceWarning` above).
     """
     log_l2, n_nan = _clean(np.asarray(log_f, np.float64), np.asarray(log_q, np.float64), "bridge")
     log_l1 = np.asarray(chain_log_f, np.float64) - np.asarray(chain_log_q, np.float64)
@@ -348,19 +357,17 @@ def bridge_log_evidence(
     relative_variance = _relative_variance(g1) / n2 + _relative_variance(g2) / n1
     scaled = np.exp(log_l2 - np.max(log_l2))
     k_hat = pareto_k(log_l2, max_weights=None)
-    threshold = pareto_threshold(n2)
-    if n_nan:
-        _verdict(k_hat, threshold, n_nan, "log_evidence")
+    is_reliable = _verdict(k_hat, BRIDGE_MAX_PARETO_K, n_nan, "log_evidence(method='bridge')")
     return LogEvidence(
         log_z=float(log_r),
         standard_error=math.sqrt(relative_variance),
         pareto_k=k_hat,
-        k_threshold=threshold,
+        k_threshold=BRIDGE_MAX_PARETO_K,
         ess=float(scaled.sum() ** 2 / np.sum(scaled**2)),
         n_samples=n2,
         n_evaluations=n2,
         method="bridge",
-        is_reliable=bool(np.isfinite(relative_variance)) and n_nan == 0,
+        is_reliable=is_reliable and bool(np.isfinite(relative_variance)) and n_nan == 0,
         seconds=seconds,
         n_nonfinite=n_nan,
     )
