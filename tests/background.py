@@ -1,7 +1,8 @@
 """Subprocess checks that run in the background while the rest of the suite runs.
 
 Some tests only check what a separate process did: the tutorial notebooks, the 4-device
-sharded runs, the multi-host simulation, the benchmark driver's tiny run. Each such process
+sharded runs, the multi-host simulation, the benchmark driver's tiny run, the quick runs of
+the evidence and NUTS-from-the-flow benchmarks. Each such process
 is a `Job`. When the selected tests need jobs, `start_jobs` (called by ``tests/conftest.py``
 once collection is done) runs them one after another in a background thread, so they use
 the CPU time the main test process leaves idle (it is often single-threaded: tracing, numpy,
@@ -80,6 +81,25 @@ def _environment(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+BENCHMARK_SMOKE_RUNS = {  # job name -> Python code run in the job's own directory
+    "benchmark_evidence": (
+        "import sys; from benchmarks import evidence; sys.exit(evidence.main(['--quick', "
+        "'--in-process', '--samplers', 'flowmc_like', '--targets', 'eight_schools_pooled', "
+        "'--out', 'evidence.md', '--reference', 'reference.json']))"
+    ),
+    "benchmark_nuts_from_flow": (
+        "import sys; from benchmarks import nuts_from_flow; "
+        "from tests.benchmarks.test_nuts_from_flow import untrained_fit; "
+        "nuts_from_flow.fit_flow = untrained_fit; "
+        "sys.exit(nuts_from_flow.main(['--quick', '--out', 'nuts_from_flow.md']))"
+    ),
+}
+BENCHMARK_SMOKE_TESTS = {  # job name -> the test that reads its output
+    "benchmark_evidence": "test_quick_flowmc_like_run_writes_the_report",
+    "benchmark_nuts_from_flow": "test_quick_run_writes_markdown_and_json",
+}
+
+
 def _make_jobs() -> dict[str, Job]:
     work = Path(tempfile.mkdtemp(prefix="flowmc_like_background_"))
     cache = {
@@ -110,6 +130,10 @@ def _make_jobs() -> dict[str, Job]:
         _environment(),
         runner_dir,
     )
+    for name, code in BENCHMARK_SMOKE_RUNS.items():
+        job_dir = work / name
+        job_dir.mkdir()
+        jobs[name] = Job(name, [sys.executable, "-c", code], _environment(), job_dir)
     for path in NOTEBOOKS:
         jobs[f"notebook:{path.stem}"] = Job(
             f"notebook:{path.stem}",
@@ -128,6 +152,9 @@ def jobs_for(nodeid: str, fixturenames: Sequence[str]) -> list[str]:
         needed.append("sharded_runs")
     if "::test_tiny_run_writes_json_report_figures_and_docs" in nodeid:
         needed.append("benchmark_runner")
+    for name, test in BENCHMARK_SMOKE_TESTS.items():
+        if f"::{test}" in nodeid:
+            needed.append(name)
     if "::test_multihost_simulation_runs" in nodeid:
         needed.append("multihost")
     if "::test_notebook_runs[" in nodeid:
