@@ -147,9 +147,17 @@ class SamplerResult:
         Returns:
             ``arviz.InferenceData`` (arviz 0.x) or an ``xarray.DataTree`` (arviz 1.x), with
             dims ``(chain, draw, ...)`` and ``sample_stats`` variables ``lp``, ``accepted``
-            and ``is_global``.
+            and ``is_global``. For a `flowmc_like.from_numpyro` target also
+            ``log_likelihood`` (per observation, so ``az.loo``, ``az.waic`` and
+            ``az.compare`` work) and ``observed_data``.
         """
+        return self._inference_data(var_names, True)
+
+    def _inference_data(
+        self, var_names: list[str] | tuple[str, ...] | None, with_observations: bool
+    ) -> Any:
         has_warmup = self.flat_warmup_samples.shape[1] > 0
+        log_likelihood, observed = _observations(self) if with_observations else (None, None)
         return arviz_export.to_inference_data(
             _named_draws(self, self.flat_samples, var_names),
             {"lp": self.log_prob, "accepted": self.is_accepted, "is_global": self.is_global},
@@ -161,6 +169,8 @@ class SamplerResult:
             }
             if has_warmup
             else None,
+            log_likelihood,
+            observed,
         )
 
     def summary(self, var_names: list[str] | tuple[str, ...] | None = None, **kwargs: Any) -> Any:
@@ -173,7 +183,7 @@ class SamplerResult:
         Returns:
             A pandas DataFrame.
         """
-        return arviz_export.summarize(self.to_arviz(var_names), **kwargs)
+        return arviz_export.summarize(self._inference_data(var_names, False), **kwargs)
 
     def save(self, path: str | os.PathLike[str]) -> Any:
         """Write the result to the directory ``path`` (json and npz, no pickle).
@@ -289,6 +299,20 @@ class SamplerResult:
             The ``matplotlib.figure.Figure``.
         """
         return plotting.plot_history(self.history, path)
+
+
+def _observations(
+    result: SamplerResult,
+) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+    """The per-observation log likelihood of the production draws and the observed data.
+
+    Known for a `flowmc_like.from_numpyro` target (its observed sites); None otherwise.
+    """
+    density = result.log_density
+    if getattr(density, "log_likelihood_fn", None) is None or result.n_draws == 0:
+        return None, None
+    data = result.target_data
+    return density.log_likelihood(result.flat_samples, data), density.observed_data(data)
 
 
 def _subset(

@@ -84,6 +84,10 @@ from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like._validation import check_callable, check_int
 from flowmc_like.adapters.model_data import ArgumentSplit, split_arguments, static_key
 from flowmc_like.adapters.numpyro_inverse import unconstrain_numpyro
+from flowmc_like.adapters.numpyro_observed import (
+    numpyro_observed_data,
+    numpyro_pointwise_log_likelihood,
+)
 
 __all__ = ["ModelLogDensity", "ModelLogPrior", "ModelTarget", "from_numpyro", "from_pymc"]
 
@@ -152,6 +156,9 @@ class ModelLogDensity:
         program_key: hashable identity of the functions above as programs, or None.
         unconstrain_fn: ``({name: constrained value}, data) -> (x (n_dim,), log|det dc/dx|
             ())`` the way back from one draw's constrained latent values, or None (PyMC).
+        log_likelihood_fn: ``(x (n_dim,), data) -> {observed site: per-observation log
+            likelihood}`` at one position, or None.
+        observed_fn: ``data -> {observed site: observed values}``, or None.
     """
 
     log_density: Callable[[Array, PyTree], Array]
@@ -161,6 +168,8 @@ class ModelLogDensity:
     data: PyTree = None
     program_key: Hashable | None = None
     unconstrain_fn: Callable[[dict[str, Array], PyTree], tuple[Array, Array]] | None = None
+    log_likelihood_fn: Callable[[Array, PyTree], dict[str, Array]] | None = None
+    observed_fn: Callable[[PyTree], dict[str, np.ndarray]] | None = None
 
     def __call__(self, x: Array, data: PyTree = None) -> Array:
         """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``.
@@ -178,6 +187,23 @@ class ModelLogDensity:
         """``{name: constrained value}`` at one position ``x`` ``(n_dim,)`` on ``data``."""
         return self.constrain_fn(x, self._data(data))
 
+    def log_likelihood(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
+        """Per-observation log likelihood of unconstrained positions ``(..., n_dim)``.
+
+        Returns:
+            ``{observed site: (..., *site_shape)}`` numpy arrays (empty without
+            ``log_likelihood_fn``).
+        """
+        if self.log_likelihood_fn is None:
+            return {}
+        key = None if self.program_key is None else ("log_likelihood", self.program_key)
+        program = _cached_program(key, self.log_likelihood_fn)
+        return _constrain_batched(program, flat, self._data(data))
+
+    def observed_data(self, data: PyTree = None) -> dict[str, np.ndarray]:
+        """``{observed site: observed values}`` on ``data`` (empty without ``observed_fn``)."""
+        return {} if self.observed_fn is None else self.observed_fn(self._data(data))
+
     def unconstrain_one(self, values: dict[str, Array], data: PyTree = None) -> tuple[Array, Array]:
         """One draw's flat unconstrained position and ``log|det dc/dx|`` (see the attribute)."""
         if self.unconstrain_fn is None:
@@ -192,15 +218,7 @@ class ModelLogDensity:
     @functools.cached_property
     def _constrain_chunk(self) -> Callable[[Array, PyTree], dict[str, Array]]:
         """``constrain_fn`` jitted on a chunk of positions, shared by equal densities."""
-        if self.program_key is None:
-            return _jit_constrain(self.constrain_fn)
-        program = _constrain_programs.get(self.program_key)
-        if program is None:
-            program = _constrain_programs[self.program_key] = _jit_constrain(self.constrain_fn)
-            while len(_constrain_programs) > _CONSTRAIN_CACHE_SIZE:
-                _constrain_programs.popitem(last=False)
-        _constrain_programs.move_to_end(self.program_key)
-        return program
+        return _cached_program(self.program_key, self.constrain_fn)
 
     def constrain(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
         """Constrained, named values of unconstrained positions.
@@ -214,6 +232,19 @@ class ModelLogDensity:
             ``{name: (..., *shape)}`` numpy arrays, deterministic sites included.
         """
         return _constrain_batched(self._constrain_chunk, flat, self._data(data))
+
+
+def _cached_program(key: Hashable | None, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`_jit_constrain` of ``function``, shared by equal ``key`` (None: not shared)."""
+    if key is None:
+        return _jit_constrain(function)
+    program = _constrain_programs.get(key)
+    if program is None:
+        program = _constrain_programs[key] = _jit_constrain(function)
+        while len(_constrain_programs) > _CONSTRAIN_CACHE_SIZE:
+            _constrain_programs.popitem(last=False)
+    _constrain_programs.move_to_end(key)
+    return program
 
 
 def _jit_constrain(
@@ -464,9 +495,26 @@ class _NumpyroFunctions:
             args, kwargs = split.arguments(data)
             return unconstrain_numpyro(self.model, self.names, args, kwargs, values)
 
+        def log_likelihood(x: Array, data: PyTree) -> dict[str, Array]:
+            args, kwargs = split.arguments(data)
+            values = self.postprocess_fn(*args, **kwargs)(self.unravel(x))
+            return numpyro_pointwise_log_likelihood(self.model, self.names, args, kwargs, values)
+
+        def observed(data: PyTree) -> dict[str, np.ndarray]:
+            args, kwargs = split.arguments(data)
+            return numpyro_observed_data(self.model, args, kwargs)
+
         program_key = ("numpyro", static_key(self.model), split.key)
         return ModelLogDensity(
-            log_density, constrain_fn, n_dim, log_prior, data, program_key, unconstrain
+            log_density,
+            constrain_fn,
+            n_dim,
+            log_prior,
+            data,
+            program_key,
+            unconstrain,
+            log_likelihood,
+            observed,
         )
 
 

@@ -23,6 +23,8 @@ def to_inference_data(
     sample_stats: dict[str, np.ndarray],
     warmup_posterior: dict[str, np.ndarray] | None = None,
     warmup_sample_stats: dict[str, np.ndarray] | None = None,
+    log_likelihood: dict[str, np.ndarray] | None = None,
+    observed_data: dict[str, np.ndarray] | None = None,
 ) -> Any:
     """Build ArviZ data (InferenceData on arviz 0.x, DataTree on 1.x) from named draws.
 
@@ -31,10 +33,14 @@ def to_inference_data(
         sample_stats: ``{name: (n_chains, n_draws)}`` per-draw statistics.
         warmup_posterior: the training loops' draws, or None when there are none.
         warmup_sample_stats: their statistics, or None.
+        log_likelihood: ``{observed site: (n_chains, n_draws, ...)}`` per-observation log
+            likelihood of the production draws (what ``az.loo`` reads), or None.
+        observed_data: ``{observed site: values}``, or None.
 
     Returns:
         The ArviZ object with ``posterior`` and ``sample_stats``, plus ``warmup_posterior``
-        and ``warmup_sample_stats`` when warmup draws are given.
+        and ``warmup_sample_stats`` when warmup draws are given, and ``log_likelihood`` and
+        ``observed_data`` when given.
     """
     arviz = _import_arviz()
     has_warmup = warmup_posterior is not None
@@ -43,6 +49,10 @@ def to_inference_data(
         if has_warmup:
             groups["warmup_posterior"] = warmup_posterior
             groups["warmup_sample_stats"] = warmup_sample_stats
+        if log_likelihood:
+            groups["log_likelihood"] = log_likelihood
+        if observed_data:
+            groups["observed_data"] = observed_data
         return arviz.from_dict(groups, save_warmup=has_warmup)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -51,6 +61,8 @@ def to_inference_data(
             sample_stats=sample_stats,
             warmup_posterior=warmup_posterior,
             warmup_sample_stats=warmup_sample_stats,
+            log_likelihood=log_likelihood or None,
+            observed_data=observed_data or None,
             save_warmup=has_warmup,
         )
 
