@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -250,7 +251,6 @@ class SamplerResult:
         import jax
 
         from flowmc_like.evidence import estimate_log_evidence
-        from flowmc_like.target import bind_target
 
         owner = "SamplerResult.log_evidence"
         if method not in ("importance", "bridge"):
@@ -272,11 +272,11 @@ class SamplerResult:
             data = getattr(log_density, "data", None)
         if method == "bridge" and self.n_draws == 0:
             raise ValueError(f"{owner}: method='bridge' needs production draws; the run has none")
-        target = bind_target(log_density, self.position_spec, with_data=data is not None)
+        flat_log_prob = _flat_log_prob(log_density, self.position_spec, data is not None)
         return estimate_log_evidence(
             self.global_model,
             self.model_params,
-            target.flat_log_prob,
+            flat_log_prob,
             data,
             jax.random.key(0) if key is None else key,
             n_samples,
@@ -299,6 +299,17 @@ class SamplerResult:
             The ``matplotlib.figure.Figure``.
         """
         return plotting.plot_history(self.history, path)
+
+
+@functools.lru_cache(maxsize=8)
+def _flat_log_prob(log_density: Any, spec: PositionSpec, with_data: bool) -> Callable[..., Any]:
+    """The target on flat positions, one function per (density, layout).
+
+    The evidence's compiled draws are keyed on this function, so later calls reuse them.
+    """
+    from flowmc_like.target import bind_target
+
+    return bind_target(log_density, spec, with_data=with_data).flat_log_prob
 
 
 def _observations(
