@@ -4,6 +4,7 @@ Usage::
 
     python -m benchmarks.nuts_from_flow [--out benchmarks/results/nuts_from_flow.md]
         [--models eight_schools,logistic,logistic_unscaled] [--seed 0] [--quick]
+    python -m benchmarks.nuts_from_flow --render   # rewrite the Markdown from the JSON
 
 Models (numpyro, float32):
 
@@ -55,7 +56,8 @@ its schedule: ``n_chains x loops x n_local_steps`` gradient evaluations (MALA) a
 ``--quick`` (the smoke test): eight schools only, one chain (``chain_method="sequential"``),
 tiny schedules, the first run as its own reference, no compile probe; numbers meaningless.
 
-Writes ``--out`` (Markdown) and the same path with ``.json`` (every number).
+Writes ``--out`` (Markdown), the same path with ``.json`` (every number), and the two tables
+the docs include whole, ``<stem>_summary.md`` and ``<stem>_runs.md`` (`include_tables`).
 """
 
 from __future__ import annotations
@@ -755,6 +757,31 @@ def build_markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def include_tables(payload: dict[str, Any]) -> dict[str, str]:
+    """The report's tables as small files a docs page includes whole.
+
+    ``{"summary": ..., "runs": ...}``: the summary table and the every-run table, each with
+    a one-line source note (the command that regenerates it).
+    """
+    note = f"From `benchmarks/results/nuts_from_flow.md` (`{payload['meta']['command']}`)."
+    rows = [_run_row(m["model"], r) for m in payload["models"] for r in m["runs"]]
+    return {
+        "summary": "\n".join([*_table(SUMMARY_HEADER, summary_rows(payload)), "", note]) + "\n",
+        "runs": "\n".join([*_table(RUN_HEADER, rows), "", note]) + "\n",
+    }
+
+
+def write_outputs(payload: dict[str, Any], out_md: Path) -> list[Path]:
+    """The Markdown report next to its JSON, plus the include files (`include_tables`)."""
+    out_md.write_text(build_markdown(payload))
+    written = [out_md]
+    for name, text in include_tables(payload).items():
+        path = out_md.with_name(f"{out_md.stem}_{name}.md")
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
 # ----------------------------------------------------------------------------- driver
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -766,6 +793,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny schedules (smoke test)")
+    p.add_argument(
+        "--render",
+        action="store_true",
+        help="rewrite the Markdown and its include files from the JSON next to --out (no runs)",
+    )
     args = p.parse_args(argv)
     if args.models is None:
         args.models = "eight_schools" if args.quick else ",".join(MODELS)
@@ -785,6 +817,11 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.worker import _cpu_model
 
     args = _parse_args(argv)
+    if args.render:
+        out_md = Path(args.out)
+        payload = json.loads(out_md.with_suffix(".json").read_text())
+        print("wrote " + ", ".join(map(str, write_outputs(payload, out_md))))
+        return 0
     settings = QUICK if args.quick else Settings()
     load0 = os.getloadavg()
     t0 = time.time()
@@ -818,8 +855,8 @@ def main(argv: list[str] | None = None) -> int:
     out_md = Path(args.out)
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=json_default))
-    out_md.write_text(build_markdown(payload))
-    print(f"wrote {out_md} and {out_md.with_suffix('.json')}")
+    written = write_outputs(payload, out_md)
+    print(f"wrote {out_md.with_suffix('.json')}, " + ", ".join(map(str, written)))
     return 0
 
 

@@ -1,10 +1,11 @@
 """Markdown report of a `benchmarks.run` comparison (tables only; no JAX, no plotting).
 
 `build_report` turns the JSON payload written by `benchmarks.run` (``meta`` + ``runs`` +
-``overhead``) into the report: machine, command, settings, the continuous main table (medians
-over seeds), the per-run table with a PASS/FAIL column against `CORRECTNESS_BAR`, the
-flowmc_like / peer ratios, where the time goes, the local-step overhead table, the lattice
-table, and the figures.
+``overhead``) into the report, in this order: the command, a one-screen summary (per target,
+each sampler's verdict against `CORRECTNESS_BAR` and ESS/s, flowmc_like / best peer) with the
+figures, the continuous tables (medians over seeds, every run, ratios), where the time goes,
+the local-step overhead, the lattice tables, any extra section, and last the machine and
+every setting in a collapsed block.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ __all__ = [
     "fmt",
     "get_path",
     "pass_fail",
+    "summary_section",
+    "summary_table",
     "time_breakdown",
 ]
 
@@ -420,17 +423,101 @@ def machine_section(machine: dict[str, Any]) -> str:
     )
 
 
+def _verdict(row: dict[str, Any]) -> str:
+    n, n_pass = row.get("n") or 0, row.get("n_pass") or 0
+    return f"{'PASS' if n and n_pass == n else 'FAIL'} {n_pass}/{n}"
+
+
+def summary_table(med: dict[tuple[str, str], dict[str, Any]], samplers: Sequence[str]) -> str:
+    """One row per target: each sampler's verdict and ESS/s, and flowmc_like / best peer.
+
+    Args:
+        med: ``{(target, sampler): {"n": runs, "n_pass": passing runs, "ESS/s": median}}``
+            (`_medians` rows, or rows read back from a report's medians table).
+        samplers: sampler keys in column order; ``flowmc_like`` first if present.
+
+    The best peer is the one with the highest median ESS/s; its name and verdict follow the
+    ratio, so a fast but wrong peer is visible as such.
+    """
+    present = [s for s in samplers if any(k[1] == s for k in med)]
+    names = [DISPLAY.get(s, s) for s in present]
+    header = ["target", *(f"{n} correct" for n in names), *(f"{n} ESS/s" for n in names)]
+    has_ours = "flowmc_like" in present and len(present) > 1
+    if has_ours:
+        header.append("flowmc_like / best peer (ESS/s)")
+    rows = []
+    for t in dict.fromkeys(k[0] for k in med):
+        cells = [med.get((t, s)) or {} for s in present]
+        row = [t, *(_verdict(c) if c else "-" for c in cells)]
+        row += [fmt(c.get("ESS/s")) if c else "-" for c in cells]
+        if has_ours:
+            ours = med.get((t, "flowmc_like")) or {}
+            peers = [(s, med[(t, s)]) for s in present if s != "flowmc_like" and (t, s) in med]
+            peers = [(s, r) for s, r in peers if _num(r.get("ESS/s")) is not None]
+            if peers and _num(ours.get("ESS/s")) is not None:
+                s, best = max(peers, key=lambda p: _num(p[1]["ESS/s"]) or 0.0)
+                verdict = _verdict(best).split()[0]
+                row.append(
+                    f"{_ratio(ours['ESS/s'], best['ESS/s'])} (vs {DISPLAY.get(s, s)}, {verdict})"
+                )
+            else:
+                row.append("-")
+        rows.append(row)
+    return "\n".join(_table(header, rows))
+
+
+def summary_section(records: Sequence[dict[str, Any]], samplers: Sequence[str]) -> str:
+    """The report's opening: per target, correct?, ESS/s of each sampler, the ratio."""
+    parts = [
+        "Per target: correct = runs meeting the correctness bar (PASS when every seed does); "
+        "ESS/s = median over seeds of min bulk ESS over the wall time of the whole run "
+        "(compilation included); the last column compares flowmc_like with the fastest peer "
+        "and says whether that peer was correct.",
+    ]
+    for discrete, title in ((False, "Continuous targets"), (True, "Lattice models")):
+        recs = [r for r in records if _is_discrete(r) == discrete]
+        if recs:
+            med = _medians(recs, [("ESS/s", "metrics.ess_per_s")])
+            parts += ["", f"{title}:", "", summary_table(med, samplers)]
+    return "\n".join(parts)
+
+
+def settings_block(meta: dict[str, Any], records: Sequence[dict[str, Any]]) -> str:
+    """Machine and settings, collapsed (pymdownx.details): the report's last section."""
+    body = [
+        "### Machine",
+        "",
+        machine_section(meta.get("machine", {})),
+        "",
+        "### Settings",
+        "",
+        settings_section(meta, records),
+    ]
+    if meta.get("notes"):
+        body += ["", "Notes:", ""] + [f"- {n}" for n in meta["notes"]]
+    return collapsed("Machine and every setting", "\n".join(body))
+
+
+def collapsed(title: str, body: str) -> str:
+    """A collapsed block (pymdownx.details) holding ``body``."""
+    inner = ["    " + ln if ln.strip() else "" for ln in body.splitlines()]
+    return "\n".join([f'??? note "{title}"', "", *inner])
+
+
 def build_report(
     payload: dict[str, Any],
     images: dict[str, str],
     overhead_md: str | None,
+    extra_sections: str | None = None,
 ) -> str:
-    """The whole Markdown report.
+    """The whole Markdown report: summary and figures first, settings last (collapsed).
 
     Args:
         payload: ``{"meta": ..., "runs": [...]}`` as written by `benchmarks.run`.
         images: ``{"ess_per_s": relpath, "<target>_samples": relpath}`` for the figures.
         overhead_md: the overhead table, or None if the tool did not run.
+        extra_sections: Markdown placed after the lattice section, before the settings
+            (e.g. the devices section of `benchmarks.devices`).
     """
     meta, records = payload["meta"], payload["runs"]
     samplers = meta["samplers"]
@@ -445,18 +532,19 @@ def build_report(
         "ESS over all production draws; ESS/s over the wall time of the whole run; ESS/1k "
         "evals counts every target evaluation of the whole run (counting runs only).",
         "",
-        "## Machine",
+        "## Summary",
         "",
-        machine_section(meta.get("machine", {})),
+        summary_section(records, samplers),
         "",
-        "## Settings",
-        "",
-        settings_section(meta, records),
     ]
-    if meta.get("notes"):
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in meta["notes"]]
+    if images.get("ess_per_s"):
+        lines += [f"![ESS per second]({images['ess_per_s']})", ""]
+    for key, rel in images.items():
+        if key.endswith("_samples"):
+            lines += [f"![{key[: -len('_samples')]} draws]({rel})", ""]
+    if not images:
+        lines += ["_No figures (matplotlib missing or no successful runs)._", ""]
     lines += [
-        "",
         "## Continuous targets",
         "",
         f"Correctness bar (a run PASSES when every metric it has meets it): max \\|z\\| <= "
@@ -509,14 +597,8 @@ def build_report(
         "",
         discrete_tables(records, samplers),
         "",
-        "## Figures",
-        "",
     ]
-    if images.get("ess_per_s"):
-        lines += [f"![ESS per second]({images['ess_per_s']})", ""]
-    for key, rel in images.items():
-        if key.endswith("_samples"):
-            lines += [f"![{key[: -len('_samples')]} draws]({rel})", ""]
-    if not images:
-        lines.append("_No figures (matplotlib missing or no successful runs)._")
+    if extra_sections:
+        lines += [extra_sections.strip(), ""]
+    lines += ["## Machine and settings", "", settings_block(meta, records)]
     return "\n".join(lines).rstrip() + "\n"

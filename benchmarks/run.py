@@ -547,10 +547,9 @@ def main(argv: list[str] | None = None) -> int:
         for k, p in figures.items():
             shutil.copyfile(p, img / p.name)
             links[k] = f"img/benchmarks/{p.name}"
-        report = build_report(payload, links, overhead_md)
         devices_section = RESULTS / "devices.md"  # python -m benchmarks.devices
-        if devices_section.exists():
-            report = report.rstrip() + "\n\n" + devices_section.read_text()
+        extra = devices_section.read_text() if devices_section.exists() else None
+        report = build_report(payload, links, overhead_md, extra)
         (docs / "benchmarks.md").write_text(report)
         written.append(docs / "benchmarks.md")
     print(md)
