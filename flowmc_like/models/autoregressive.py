@@ -94,7 +94,7 @@ class Autoregressive(AbstractDiscreteModel):
             site's conditional is dominated by a near-linear function of its already-drawn
             neighbours, which a MADE hidden layer of width ~``n_dim`` (about one unit per
             degree) represents poorly. On the Ising model at its critical point the global
-            acceptance is several times higher with them (measured figures: docs/discrete.md).
+            acceptance is several times higher with them (see docs/discrete.md).
 
     Example:
         >>> import jax, jax.numpy as jnp
