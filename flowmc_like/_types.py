@@ -34,8 +34,17 @@ class StepInfo(NamedTuple):
         is_nonfinite: ``()`` bool, true when the proposal was rejected because its log density
             (or the log ratio) was NaN or infinite; for `SiteFlip`, when any site's proposal
             in the sweep was.
+        energy: ``()`` for Hamiltonian kernels (`HMC`), the Hamiltonian ``-log p(x) + K(p)``
+            of the state the step ends in, with its momentum (what Stan and numpyro report
+            as ``energy``); None for other kernels.
+        energy_error: ``()`` for kernels that integrate Hamiltonian dynamics (`HMC`,
+            `MALA`), ``H(x', p') - H(x, p)`` of the proposal, which is ``-log_ratio``; a
+            value above `flowmc_like.phases.DIVERGENCE_THRESHOLD` (or not finite) is a
+            divergent transition. None for other kernels.
     """
 
     acceptance_prob: Array
     is_accepted: Array
     is_nonfinite: Array
+    energy: Array | None = None
+    energy_error: Array | None = None

@@ -21,6 +21,7 @@ from flowmc_like.records import LoopRecord
 __all__ = [
     "MIN_GLOBAL_ACCEPTANCE",
     "MIN_TRUSTED_ESS",
+    "MAX_DIVERGENT_SHARE",
     "MAX_NONFINITE_SHARE",
     "RunDiagnostics",
     "diagnose",
@@ -29,6 +30,7 @@ __all__ = [
 MIN_TRUSTED_ESS = 100.0
 MIN_GLOBAL_ACCEPTANCE = 0.01
 MAX_NONFINITE_SHARE = 0.05
+MAX_DIVERGENT_SHARE = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +61,12 @@ class RunDiagnostics:
             tempering); the ladder needs about ``2 * Lambda + 1`` levels for replicas to
             travel it freely.
         warnings: one message per failed check, each naming what to try; empty if none.
+        n_divergent: production draws whose local step diverged (`HMC` or `MALA`: energy
+            error above `flowmc_like.phases.DIVERGENCE_THRESHOLD`). In a run without a
+            global model, above ``MAX_DIVERGENT_SHARE`` of the local draws it warns: the
+            kernel cannot follow the target's curvature there (a funnel's neck), so that
+            region is undersampled. With a global model it only counts them: global moves
+            reach such regions, and R-hat and ``pareto_k`` check the coverage.
     """
 
     n_training_loops: int
@@ -73,6 +81,7 @@ class RunDiagnostics:
     warnings: tuple[str, ...]
     round_trips: int = 0
     barrier: float = float("nan")
+    n_divergent: int = 0
 
     @property
     def is_trusted(self) -> bool:
@@ -85,6 +94,8 @@ def diagnose(
     records: Sequence[LoopRecord],
     production_draws: np.ndarray,
     has_global: bool,
+    diverging: np.ndarray | None = None,
+    is_local: np.ndarray | None = None,
 ) -> RunDiagnostics:
     """The `RunDiagnostics` of a finished run.
 
@@ -93,6 +104,8 @@ def diagnose(
         records: every loop's record, training loops first.
         production_draws: ``(n_chains, n_draws, n_dim)`` flat production draws.
         has_global: the run made global moves.
+        diverging: ``(n_chains, n_draws)`` bool, production draws whose step diverged.
+        is_local: ``(n_draws,)`` bool, production draws made by local steps.
     """
     training = [record for record in records if record.is_training]
     production = [record for record in records if not record.is_training]
@@ -125,6 +138,19 @@ def diagnose(
             "mode), so global moves rarely go there and the draws may underweight it. Train "
             "longer (max_training_loops), or use fm.HMC() for curved, heavy-tailed targets"
         )
+    n_divergent = 0 if diverging is None else int(np.sum(diverging))
+    n_local = 0 if is_local is None else int(np.sum(is_local)) * production_draws.shape[0]
+    # With a global model a divergent local step is a rejected move in a region the global
+    # moves still reach (where the flow extrapolates in latent space, its tails make many),
+    # and R-hat and the Pareto k test the coverage; local-only runs warn as Stan does.
+    if not has_global and n_local and n_divergent > MAX_DIVERGENT_SHARE * n_local:
+        messages.append(
+            f"{n_divergent} of {n_local} production local steps diverged (energy error "
+            "above 1000): the kernel cannot follow the target's curvature somewhere (a "
+            "funnel's neck, a hard boundary), so that region is undersampled. Look where "
+            "sample_stats.diverging is true; reparametrise, or train longer so the flow "
+            "preconditions the local steps (local_in_latent_space)"
+        )
     round_trips, barrier = 0, float("nan")
     if production and production[0].exchange_rate.size:
         round_trips = int(sum(record.round_trips for record in production))
@@ -151,6 +177,7 @@ def diagnose(
         warnings=tuple(messages),
         round_trips=round_trips,
         barrier=barrier,
+        n_divergent=n_divergent,
     )
 
 

@@ -68,6 +68,8 @@ def drive(
         [output.record for output in progress.outputs],
         np.concatenate([output.trace.position for output in production], axis=1),
         has_global=prepared.programs.global_ is not None,
+        diverging=np.concatenate([output.trace.diverging for output in production], axis=1),
+        is_local=np.concatenate([~output.is_global for output in production]),
     )
     for message in verdict.warnings:
         warnings.warn(message, RuntimeWarning, stacklevel=4)

@@ -20,6 +20,7 @@ from flowmc_like.records import History
 from flowmc_like.result import SamplerResult
 from flowmc_like.saved import (
     _ARRAY_FIELDS,
+    _STATS_FIELDS,
     APPROXIMATION_FORMAT,
     APPROXIMATION_JSON,
     ARRAYS,
@@ -152,6 +153,14 @@ def load_result(path: str | os.PathLike[str], *, target: Any = None) -> SamplerR
         global_model=_settings_from_json(info["global_model"], "global_model"),
         log_density=log_density,
         target_data=data,
+        **{
+            group: {
+                name.split(".", 1)[1]: values
+                for name, values in arrays.items()
+                if name.startswith(f"{group}.")
+            }
+            for group in _STATS_FIELDS
+        },
     )
 
 

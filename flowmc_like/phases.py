@@ -18,11 +18,13 @@ from flowmc_like.kernels.metropolis import mh_accept
 from flowmc_like.models.base import AbstractFlow, AbstractGlobalModel, ModelParams
 
 __all__ = [
+    "DIVERGENCE_THRESHOLD",
     "GlobalState",
     "PhaseSummary",
     "Trace",
     "global_block_size",
     "init_kernel_states",
+    "local_trace",
     "run_global_phase",
     "run_latent_local_phase",
     "run_local_phase",
@@ -40,6 +42,14 @@ class Trace(NamedTuple):
         acceptance_prob: ``(n_chains, n_steps)`` min(1, ratio) of each proposal.
         is_nonfinite: ``(n_chains, n_steps)`` bool, proposals rejected for a non-finite
             log density or ratio.
+        step_size: ``(n_chains, n_steps)`` the local kernel's step size (or scale) of the
+            step (NaN for global moves and kernels without one).
+        energy: ``(n_chains, n_steps)`` the Hamiltonian after the step, for Hamiltonian
+            kernels (NaN otherwise).
+        diverging: ``(n_chains, n_steps)`` bool, the step's energy error exceeded
+            `DIVERGENCE_THRESHOLD` or was not finite (kernels that integrate dynamics only).
+        log_q: ``(n_chains, n_steps)`` the global model's log density at the state after
+            a global move (NaN after local steps).
     """
 
     position: Array
@@ -47,6 +57,54 @@ class Trace(NamedTuple):
     is_accepted: Array
     acceptance_prob: Array
     is_nonfinite: Array
+    step_size: Array
+    energy: Array
+    diverging: Array
+    log_q: Array
+
+
+DIVERGENCE_THRESHOLD = 1000.0
+"""An energy error ``H(x', p') - H(x, p)`` above this (or not finite) marks a divergent
+transition, the threshold Stan and numpyro use: the integrator left the typical set."""
+
+
+def local_trace(position: Array, log_prob: Array, infos: StepInfo, step_size: Array) -> Trace:
+    """The `Trace` record of local steps from their states' fields and `StepInfo`.
+
+    Args:
+        position: ``(*batch, n_dim)`` the states after the steps.
+        log_prob: ``(*batch)`` their log densities; ``batch`` is ``(n_chains,)`` for one
+            step or ``(n_steps, n_chains)``.
+        infos: the steps' `StepInfo`, leaves shaped ``batch``.
+        step_size: the kernel's step size, ``()`` or ``batch[:1]`` (one per step).
+
+    Returns:
+        The `Trace` of the steps (``log_q`` NaN; ``energy`` NaN and ``diverging`` false
+        where the kernel reports no energy).
+    """
+    dtype = log_prob.dtype
+    missing = jnp.full(log_prob.shape, jnp.nan, dtype)
+    step_size = jnp.asarray(step_size, dtype)
+    step_size = jnp.broadcast_to(
+        step_size.reshape(step_size.shape + (1,) * (log_prob.ndim - step_size.ndim)), log_prob.shape
+    )
+    energy = missing if infos.energy is None else infos.energy.astype(dtype)
+    if infos.energy_error is None:
+        diverging = jnp.zeros(log_prob.shape, bool)
+    else:
+        error = infos.energy_error
+        diverging = ~jnp.isfinite(error) | (error > DIVERGENCE_THRESHOLD)
+    return Trace(
+        position,
+        log_prob,
+        infos.is_accepted,
+        infos.acceptance_prob,
+        infos.is_nonfinite,
+        step_size,
+        energy,
+        diverging,
+        missing,
+    )
 
 
 class PhaseSummary(NamedTuple):
@@ -174,13 +232,7 @@ def run_local_phase(
         adapt_state = select_tree(
             is_adapting, adaptation.update(adapt_state, states.position, infos), adapt_state
         )
-        record = Trace(
-            states.position,
-            states.log_prob,
-            infos.is_accepted,
-            infos.acceptance_prob,
-            infos.is_nonfinite,
-        )
+        record = local_trace(states.position, states.log_prob, infos, kernel.step_size_of(params))
         return (states, adapt_state), record
 
     (states, adapt_state), trace = jax.lax.scan(one_step, (states, adapt_state), inputs)
@@ -258,11 +310,11 @@ def run_global_phase(
             state, info = mh_accept(uniform, log_ratio, GlobalState(proposal, log_p_new), state)
             info = info._replace(is_nonfinite=info.is_nonfinite & move_is_real)
             log_q = jnp.where(info.is_accepted, log_q_new, log_q)
-            return (state, log_q), (state, info)
+            return (state, log_q), (state, info, log_q)
 
         moves = (chain_proposals, chain_log_p, chain_log_q, uniforms, is_real)
-        (state, log_q), (states, infos) = jax.lax.scan(one_move, (state, log_q), moves)
-        return state, log_q, states, infos
+        (state, log_q), (states, infos, log_qs) = jax.lax.scan(one_move, (state, log_q), moves)
+        return state, log_q, states, infos, log_qs
 
     def draw_block(block_key: PRNGKey, dtype: Any) -> tuple[Array, Array, Array]:
         """A block's proposals, their ``log q`` and its accept uniforms.
@@ -297,7 +349,9 @@ def run_global_phase(
         log_p_proposed = log_p_proposed.astype(state.log_prob.dtype)
         log_q_proposed = log_q_proposed.astype(state.log_prob.dtype)
         is_real = block_index * block_steps + jnp.arange(block_steps) < n_steps
-        state, log_q, states, infos = jax.vmap(scan_chain, in_axes=(0, 0, 0, 0, 0, 0, None))(
+        state, log_q, states, infos, log_qs = jax.vmap(
+            scan_chain, in_axes=(0, 0, 0, 0, 0, 0, None)
+        )(
             state,
             log_q,
             proposals.reshape(n_chains, block_steps, n_dim),
@@ -307,12 +361,17 @@ def run_global_phase(
             is_real,
         )
         infos: StepInfo
+        no_value = jnp.full(states.log_prob.shape, jnp.nan, states.log_prob.dtype)
         trace = Trace(
             states.position,
             states.log_prob,
             infos.is_accepted,
             infos.acceptance_prob * is_real,
             infos.is_nonfinite,
+            step_size=no_value,
+            energy=no_value,
+            diverging=jnp.zeros(states.log_prob.shape, bool),
+            log_q=log_qs,
         )
         trace, summary = summarize_and_thin(trace, thinning)
         log_weight = (log_p_proposed - log_q_proposed).reshape(n_chains, block_steps)

@@ -23,8 +23,8 @@ from flowmc_like.kernels.base import AbstractLocalKernel
 from flowmc_like.models.base import AbstractFlow, AbstractGlobalModel
 from flowmc_like.phases import (
     GlobalState,
-    Trace,
     init_kernel_states,
+    local_trace,
     run_global_phase,
     run_latent_local_phase,
     run_local_phase,
@@ -281,7 +281,7 @@ def build_programs(
         max_temperature = DEFAULT_MAX_TEMPERATURE if flat_log_prior is None else float("inf")
 
     def local_tempered(key, states, tempering, adapt_state, frozen_params, is_adapting, data):
-        states, tempering, adapt_state, (cold, infos), exchange, hot = run_tempered_local_phase(
+        states, tempering, adapt_state, records, exchange, hot = run_tempered_local_phase(
             kernel,
             adaptation,
             tempered_target,
@@ -296,10 +296,8 @@ def build_programs(
             is_adapting,
             config.training_cap,
         )
-        trace = Trace(
-            cold.position, cold.log_prob, infos.is_accepted, infos.acceptance_prob,
-            infos.is_nonfinite,
-        )  # fmt: skip
+        cold, infos, step_size = records
+        trace = local_trace(cold.position, cold.log_prob, infos, step_size)
         trace = jax.tree.map(lambda leaf: jnp.swapaxes(leaf, 0, 1), trace)
         return states, tempering, adapt_state, trace, exchange, hot
 

@@ -212,13 +212,25 @@ class LoopOutput(NamedTuple):
         prefix = "record_"
         record = {name[len(prefix) :]: v for name, v in arrays.items() if name.startswith(prefix)}
         return cls(
-            Trace(*(arrays[f"trace_{name}"] for name in Trace._fields)),
+            Trace(*(_trace_field(arrays, name) for name in Trace._fields)),
             arrays["is_global"],
             arrays["chain_local_acceptance"],
             arrays["chain_global_acceptance"],
             LoopRecord.from_arrays(record),
             arrays["log_weight"],
         )
+
+
+def _trace_field(arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A `Trace` field of a loop file; a per-draw statistic a file predates is missing.
+
+    A missing statistic (``step_size``, ``energy``, ``log_q``: NaN; ``diverging``: false)
+    keeps loop files written before it existed readable.
+    """
+    if f"trace_{name}" in arrays:
+        return arrays[f"trace_{name}"]
+    shape = arrays["trace_log_prob"].shape
+    return np.zeros(shape, bool) if name == "diverging" else np.full(shape, np.nan)
 
 
 def loop_output(

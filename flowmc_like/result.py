@@ -14,6 +14,7 @@ from flowmc_like.adapters.pytree import PositionSpec
 from flowmc_like.diagnostics import RunDiagnostics
 from flowmc_like.exporters import arviz as arviz_export
 from flowmc_like.exporters import plotting
+from flowmc_like.exporters.pointwise import as_named, evaluate_at_draws
 from flowmc_like.records import History, LoopOutput
 
 __all__ = ["DEFAULT_EVIDENCE_SAMPLES", "History", "SamplerResult", "assemble_result"]
@@ -59,6 +60,15 @@ class SamplerResult:
             or a PPL target's ``log_prob``), for `log_evidence`; None for a result loaded
             without its target.
         target_data: the data the run's log density took (None without).
+        draw_stats: per-draw statistics of the production draws, each ``(n_chains,
+            n_draws)``: ``acceptance_rate`` (the acceptance probability of the move that
+            produced the draw), ``step_size`` (the local kernel's; NaN for global draws),
+            ``diverging`` (bool: an `HMC` or `MALA` step whose energy error exceeded
+            `flowmc_like.phases.DIVERGENCE_THRESHOLD`, as Stan and numpyro flag them),
+            ``energy`` (the Hamiltonian after an `HMC` step; NaN elsewhere) and ``log_q``
+            (the global model's log density at a draw a global move produced; NaN for
+            local draws).
+        warmup_draw_stats: the same for the training-loop draws.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -70,7 +80,7 @@ class SamplerResult:
         >>> result.samples.shape, result.log_prob.shape, result.history.is_training.tolist()
         ((4, 20, 3), (4, 20), [True, False, False])
         >>> sorted(result.to_arviz().sample_stats.data_vars)
-        ['accepted', 'is_global', 'lp']
+        ['acceptance_rate', 'accepted', 'diverging', 'is_global', 'lp', 'step_size']
     """
 
     flat_samples: np.ndarray
@@ -94,6 +104,8 @@ class SamplerResult:
     global_model: Any = None
     log_density: Any = None
     target_data: Any = None
+    draw_stats: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    warmup_draw_stats: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def last_positions(self) -> Any:
@@ -136,7 +148,15 @@ class SamplerResult:
         """Production draws per chain."""
         return int(self.flat_samples.shape[1])
 
-    def to_arviz(self, var_names: list[str] | tuple[str, ...] | None = None) -> Any:
+    def to_arviz(
+        self,
+        var_names: list[str] | tuple[str, ...] | None = None,
+        *,
+        log_likelihood: Callable[..., Any] | dict[str, Any] | None = None,
+        observed_data: Any = None,
+        constant_data: dict[str, Any] | None = None,
+        posterior_predictive: dict[str, Any] | None = None,
+    ) -> Any:
         """ArviZ export with groups ``posterior``, ``sample_stats``, ``warmup_posterior``.
 
         Args:
@@ -144,34 +164,108 @@ class SamplerResult:
                 variable); for pytree positions, the subset of leaf names to keep. By default
                 array positions become one variable ``x`` with dim ``x_dim_0`` and pytree
                 positions one variable per leaf, named after its key path.
+            log_likelihood: the per-observation log likelihood, for ``az.loo``, ``az.waic``
+                and ``az.compare``: a function ``f(x)`` (or ``f(x, data)`` for a run with
+                ``data``) of one position in the layout of ``initial_position``, returning
+                ``(n_obs,)`` (or a dict of such arrays, one per observed variable), which is
+                evaluated at every production draw (jitted, in chunks); or a dict of arrays
+                ``(n_chains, n_draws, ...)`` already computed. Automatic for
+                `flowmc_like.from_numpyro` and `flowmc_like.from_pymc` targets.
+            observed_data: the observations, an array or a dict of arrays (named as the
+                ``log_likelihood`` outputs; an array is named ``y``, or after the one
+                output). Automatic for PPL targets.
+            constant_data: ``{name: array}`` of covariates (automatic for PyMC's
+                ``pm.Data``).
+            posterior_predictive: ``{name: (n_chains, n_draws, ...)}`` replicated
+                observations, e.g. from `posterior_predictive`.
 
         Returns:
             ``arviz.InferenceData`` (arviz 0.x) or an ``xarray.DataTree`` (arviz 1.x), with
-            dims ``(chain, draw, ...)`` and ``sample_stats`` variables ``lp``, ``accepted``
-            and ``is_global``. For a `flowmc_like.from_numpyro` target also
-            ``log_likelihood`` (per observation, so ``az.loo``, ``az.waic`` and
-            ``az.compare`` work) and ``observed_data``.
+            dims ``(chain, draw, ...)`` and ``sample_stats`` variables ``lp``, ``accepted``,
+            ``is_global``, ``acceptance_rate``, ``step_size`` and ``diverging``, plus
+            ``energy`` for an `HMC` run (so ``az.plot_energy`` and ``az.bfmi`` work on its
+            local draws) and ``log_q`` for a run with a global model (see `draw_stats`);
+            ``log_likelihood``, ``observed_data``, ``constant_data`` and
+            ``posterior_predictive`` when given or known from the model.
+
+        Raises:
+            ValueError: a bad ``var_names``, or a ``log_likelihood`` function for a PPL
+                target (which has its own).
         """
-        return self._inference_data(var_names, True)
+        groups = _observation_groups(
+            self, log_likelihood, observed_data, constant_data, posterior_predictive
+        )
+        return self._inference_data(var_names, groups)
+
+    def posterior_predictive(
+        self,
+        key: Any = None,
+        *,
+        simulate: Callable[..., Any] | None = None,
+        data: Any = None,
+    ) -> dict[str, np.ndarray]:
+        """Replicated observations, one set per production draw.
+
+        For a `flowmc_like.from_numpyro` or `flowmc_like.from_pymc` target the model's
+        observed variables are drawn from its likelihood at each posterior draw. For a plain
+        log density, ``simulate(key, x)`` (or ``simulate(key, x, data)``) draws them at one
+        position ``x`` in the layout of ``initial_position`` (JAX-traceable; one key per
+        draw). Pass the output to ``to_arviz(posterior_predictive=...)`` for
+        ``az.plot_ppc``.
+
+        Args:
+            key: PRNG key (``jax.random.key(0)`` if None).
+            simulate: the simulator of a plain log density (not used for PPL targets).
+            data: the data to predict for (new covariates of a PPL model, or the second
+                argument of ``simulate``); by default the run's.
+
+        Returns:
+            ``{name: (n_chains, n_draws, *shape)}`` numpy arrays.
+
+        Raises:
+            ValueError: no production draws, or a plain log density without ``simulate``.
+        """
+        import jax
+
+        owner = "SamplerResult.posterior_predictive"
+        key = jax.random.key(0) if key is None else key
+        if self.n_draws == 0:
+            raise ValueError(f"{owner}: the result has no production draws")
+        data = self.target_data if data is None else data
+        density = self.log_density
+        if simulate is None:
+            predict = getattr(density, "posterior_predictive", None)
+            if predict is None:
+                raise ValueError(
+                    f"{owner}: simulate must be given for a plain log density: a function "
+                    "simulate(key, x) (or simulate(key, x, data)) drawing the observations "
+                    "at one position x"
+                )
+            return predict(key, self.flat_samples, data)
+        if not callable(simulate):
+            raise TypeError(f"{owner}: simulate must be a function; got {type(simulate).__name__}")
+        if self.constrain is not None:
+            raise ValueError(f"{owner}: a PPL target draws from its own model; omit simulate")
+        return evaluate_at_draws(
+            simulate, self.position_spec, self.flat_samples, data, key, owner=owner
+        )
 
     def _inference_data(
-        self, var_names: list[str] | tuple[str, ...] | None, with_observations: bool
+        self, var_names: list[str] | tuple[str, ...] | None, groups: dict[str, Any]
     ) -> Any:
         has_warmup = self.flat_warmup_samples.shape[1] > 0
-        log_likelihood, observed = _observations(self) if with_observations else (None, None)
+        stats = {"lp": self.log_prob, "accepted": self.is_accepted, "is_global": self.is_global}
+        warmup_stats = {
+            "lp": self.warmup_log_prob,
+            "accepted": self.warmup_is_accepted,
+            "is_global": self.warmup_is_global,
+        }
         return arviz_export.to_inference_data(
             _named_draws(self, self.flat_samples, var_names),
-            {"lp": self.log_prob, "accepted": self.is_accepted, "is_global": self.is_global},
+            {**stats, **_reported(self.draw_stats)},
             _named_draws(self, self.flat_warmup_samples, var_names) if has_warmup else None,
-            {
-                "lp": self.warmup_log_prob,
-                "accepted": self.warmup_is_accepted,
-                "is_global": self.warmup_is_global,
-            }
-            if has_warmup
-            else None,
-            log_likelihood,
-            observed,
+            {**warmup_stats, **_reported(self.warmup_draw_stats)} if has_warmup else None,
+            **groups,
         )
 
     def summary(self, var_names: list[str] | tuple[str, ...] | None = None, **kwargs: Any) -> Any:
@@ -184,7 +278,7 @@ class SamplerResult:
         Returns:
             A pandas DataFrame.
         """
-        return arviz_export.summarize(self._inference_data(var_names, False), **kwargs)
+        return arviz_export.summarize(self._inference_data(var_names, {}), **kwargs)
 
     def save(self, path: str | os.PathLike[str]) -> Any:
         """Write the result to the directory ``path`` (json and npz, no pickle).
@@ -312,18 +406,72 @@ def _flat_log_prob(log_density: Any, spec: PositionSpec, with_data: bool) -> Cal
     return bind_target(log_density, spec, with_data=with_data).flat_log_prob
 
 
-def _observations(
-    result: SamplerResult,
-) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
-    """The per-observation log likelihood of the production draws and the observed data.
+DRAW_STATS = {  # SamplerResult.draw_stats name -> the Trace field it stacks
+    "acceptance_rate": "acceptance_prob",
+    "step_size": "step_size",
+    "diverging": "diverging",
+    "energy": "energy",
+    "log_q": "log_q",
+}
+_ONLY_WHERE_REPORTED = ("energy", "log_q")
 
-    Known for a `flowmc_like.from_numpyro` target (its observed sites); None otherwise.
+
+def _reported(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``stats`` without ``energy`` / ``log_q`` when the run reports none of them."""
+    return {
+        name: values
+        for name, values in stats.items()
+        if name not in _ONLY_WHERE_REPORTED or np.isfinite(values).any()
+    }
+
+
+def _observation_groups(
+    result: SamplerResult,
+    log_likelihood: Callable[..., Any] | dict[str, Any] | None,
+    observed_data: Any,
+    constant_data: dict[str, Any] | None,
+    posterior_predictive: dict[str, Any] | None,
+) -> dict[str, dict[str, np.ndarray] | None]:
+    """The ArviZ groups about observations: given ones, else what the target knows.
+
+    A `flowmc_like.from_numpyro` / `from_pymc` target knows its per-observation log
+    likelihood, observed data and (PyMC) constant data.
     """
+    owner = "SamplerResult.to_arviz"
     density = result.log_density
-    if getattr(density, "log_likelihood_fn", None) is None or result.n_draws == 0:
-        return None, None
     data = result.target_data
-    return density.log_likelihood(result.flat_samples, data), density.observed_data(data)
+    is_model = getattr(density, "log_likelihood_fn", None) is not None
+    observed = None if observed_data is None else as_named(observed_data, "y", owner)
+    if callable(log_likelihood):
+        if result.constrain is not None:
+            raise ValueError(
+                f"{owner}: log_likelihood is computed from the model for a PPL target; pass "
+                "a dict of arrays to replace it"
+            )
+        default = next(iter(observed)) if observed is not None and len(observed) == 1 else "y"
+        if result.n_draws:
+            log_likelihood = evaluate_at_draws(
+                log_likelihood, result.position_spec, result.flat_samples, data,
+                default_name=default, owner=owner,
+            )  # fmt: skip
+        else:
+            log_likelihood = None
+    elif log_likelihood is not None:
+        log_likelihood = as_named(log_likelihood, "y", owner)
+    elif is_model and result.n_draws:
+        log_likelihood = density.log_likelihood(result.flat_samples, data)
+    if observed is None and is_model:
+        observed = density.observed_data(data)
+    if constant_data is None and hasattr(density, "constant_data"):
+        constant_data = density.constant_data(data)
+    return {
+        "log_likelihood": log_likelihood or None,
+        "observed_data": observed or None,
+        "constant_data": None if not constant_data else as_named(constant_data, "x", owner),
+        "posterior_predictive": None
+        if not posterior_predictive
+        else as_named(posterior_predictive, "y", owner),
+    }
 
 
 def _subset(
@@ -387,6 +535,13 @@ def assemble_result(
     n_chains, _, n_dim = outputs[0].trace.position.shape
     dtype = outputs[0].trace.position.dtype
     no_draws = np.zeros((n_chains, 0))
+
+    def draw_stats(loops: list[LoopOutput]) -> dict[str, np.ndarray]:
+        return {
+            name: _stack(loops, field, no_draws.astype(bool if name == "diverging" else float))
+            for name, field in DRAW_STATS.items()
+        }
+
     return SamplerResult(
         flat_samples=_stack(prod, "position", no_draws),
         log_prob=_stack(prod, "log_prob", no_draws),
@@ -405,4 +560,6 @@ def assemble_result(
         position_spec=spec,
         constrain=constrain,
         diagnostics=diagnostics,
+        draw_stats=draw_stats(prod),
+        warmup_draw_stats=draw_stats(warm),
     )

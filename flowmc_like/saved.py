@@ -57,6 +57,7 @@ _ARRAY_FIELDS = (
     "local_acceptance",
     "global_acceptance",
 )
+_STATS_FIELDS = ("draw_stats", "warmup_draw_stats")  # dicts of arrays, stored as group.name
 
 
 # --- pytree structure as JSON -------------------------------------------------------------
@@ -236,6 +237,9 @@ def save_result(result: Any, path: str | os.PathLike[str]) -> Path:
     """
     directory = _prepare_directory(path)
     arrays = {name: np.asarray(getattr(result, name)) for name in _ARRAY_FIELDS}
+    for group in _STATS_FIELDS:
+        for name, values in getattr(result, group).items():
+            arrays[f"{group}.{name}"] = np.asarray(values)
     history = {}
     for field in dataclasses.fields(History):
         values = np.asarray(getattr(result.history, field.name))

@@ -472,9 +472,10 @@ def run_tempered_local_phase(
 
     Returns:
         The chains' new states, the new `TemperingState`, the new adaptation state, the
-        per-step records of the chains ``(states, infos)`` with leaves ``(n_steps,
-        n_chains, ...)``, the phase's `ExchangeSummary`, and the hot replicas' positions
-        after every exchange round (`HotDraws`, leaves ``(n_chains, n_rounds, K - 1, ...)``).
+        per-step records of the chains ``(states, infos, step_size)`` with leaves
+        ``(n_steps, n_chains, ...)`` (the cold level's step size ``(n_steps,)``), the
+        phase's `ExchangeSummary`, and the hot replicas' positions after every exchange
+        round (`HotDraws`, leaves ``(n_chains, n_rounds, K - 1, ...)``).
     """
     betas = tempering.betas
     n_levels = betas.shape[0]
@@ -513,7 +514,8 @@ def run_tempered_local_phase(
         adapt_state = select_tree(is_adapting, updated, adapt_state)
         cold = jax.tree.map(lambda leaf: leaf[:, 0], all_states)
         cold_infos = jax.tree.map(lambda leaf: leaf[:, 0], infos)
-        return (all_states, adapt_state), (cold, cold_infos)
+        cold_step_size = kernel.step_size_of(jax.tree.map(lambda leaf: leaf[0], params))
+        return (all_states, adapt_state), (cold, cold_infos, cold_step_size)
 
     def one_round(carry, round_input):
         all_states, adapt_state, exchange = carry

@@ -25,6 +25,8 @@ def to_inference_data(
     warmup_sample_stats: dict[str, np.ndarray] | None = None,
     log_likelihood: dict[str, np.ndarray] | None = None,
     observed_data: dict[str, np.ndarray] | None = None,
+    constant_data: dict[str, np.ndarray] | None = None,
+    posterior_predictive: dict[str, np.ndarray] | None = None,
 ) -> Any:
     """Build ArviZ data (InferenceData on arviz 0.x, DataTree on 1.x) from named draws.
 
@@ -36,11 +38,14 @@ def to_inference_data(
         log_likelihood: ``{observed site: (n_chains, n_draws, ...)}`` per-observation log
             likelihood of the production draws (what ``az.loo`` reads), or None.
         observed_data: ``{observed site: values}``, or None.
+        constant_data: ``{name: values}`` of the model's covariates, or None.
+        posterior_predictive: ``{observed site: (n_chains, n_draws, ...)}`` replicated
+            observations, or None.
 
     Returns:
         The ArviZ object with ``posterior`` and ``sample_stats``, plus ``warmup_posterior``
-        and ``warmup_sample_stats`` when warmup draws are given, and ``log_likelihood`` and
-        ``observed_data`` when given.
+        and ``warmup_sample_stats`` when warmup draws are given, and the other groups when
+        given.
     """
     arviz = _import_arviz()
     has_warmup = warmup_posterior is not None
@@ -49,10 +54,13 @@ def to_inference_data(
         if has_warmup:
             groups["warmup_posterior"] = warmup_posterior
             groups["warmup_sample_stats"] = warmup_sample_stats
-        if log_likelihood:
-            groups["log_likelihood"] = log_likelihood
-        if observed_data:
-            groups["observed_data"] = observed_data
+        extra = {
+            "log_likelihood": log_likelihood,
+            "observed_data": observed_data,
+            "constant_data": constant_data,
+            "posterior_predictive": posterior_predictive,
+        }
+        groups.update({name: group for name, group in extra.items() if group})
         return arviz.from_dict(groups, save_warmup=has_warmup)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -63,6 +71,8 @@ def to_inference_data(
             warmup_sample_stats=warmup_sample_stats,
             log_likelihood=log_likelihood or None,
             observed_data=observed_data or None,
+            constant_data=constant_data or None,
+            posterior_predictive=posterior_predictive or None,
             save_warmup=has_warmup,
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 
@@ -42,6 +42,10 @@ class AbstractProposalKernel(AbstractLocalKernel):
     all chains at once by `draw_noise` and consumed by `step_with_noise`.
     """
 
+    reports_energy_error: ClassVar[bool] = False
+    """The move discretises Hamiltonian (Langevin) dynamics, so ``-log_ratio`` is its energy
+    error and a huge one is a divergence (MALA: one leapfrog step with a fresh momentum)."""
+
     @abc.abstractmethod
     def propose_with_noise(
         self, noise: Array, state: Any, log_prob_fn: LogProbFn, params: PyTree
@@ -76,10 +80,17 @@ class AbstractProposalKernel(AbstractLocalKernel):
     def step_with_noise(
         self, noise: StepNoise, state: Any, log_prob_fn: LogProbFn, params: PyTree
     ) -> tuple[Any, StepInfo]:
-        """One transition of one chain from its noise (one row of `draw_noise`'s output)."""
+        """One transition of one chain from its noise (one row of `draw_noise`'s output).
+
+        A kernel with ``reports_energy_error`` (a discretised Langevin or Hamiltonian move)
+        reports ``-log_ratio`` as the step's ``energy_error``.
+        """
         proposed = self.propose_with_noise(noise.proposal, state, log_prob_fn, params)
         log_ratio = self.log_acceptance_ratio(params, state, proposed)
-        return mh_accept(noise.uniform, log_ratio, proposed, state)
+        state, info = mh_accept(noise.uniform, log_ratio, proposed, state)
+        if self.reports_energy_error:
+            info = info._replace(energy_error=-log_ratio)
+        return state, info
 
     def step(
         self, key: PRNGKey, state: Any, log_prob_fn: LogProbFn, params: PyTree

@@ -217,9 +217,12 @@ class HMC(AbstractLocalKernel):
         Returns:
             ``()`` log ratio (may be non-finite; `mh_accept` rejects then).
         """
-        energy_current = -current.log_prob + self.kinetic_energy(params, current_momentum)
-        energy_proposed = -proposed.log_prob + self.kinetic_energy(params, proposed_momentum)
-        return energy_current - energy_proposed
+        energy_current = self.hamiltonian(params, current, current_momentum)
+        return energy_current - self.hamiltonian(params, proposed, proposed_momentum)
+
+    def hamiltonian(self, params: HMCParams, state: HMCState, momentum: Array) -> Array:
+        """``H(x, p) = -log p(x) + K(p)``; shape ``()``."""
+        return -state.log_prob + self.kinetic_energy(params, momentum)
 
     def step(
         self, key: PRNGKey, state: HMCState, log_prob_fn: LogProbFn, params: HMCParams
@@ -259,6 +262,8 @@ class HMC(AbstractLocalKernel):
 
         Momentum ``noise.momentum / sqrt(inverse_mass)``, step size jittered by the factor
         ``1 + step_size_jitter * (2 jitter - 1)``, accepted iff ``accept < min(1, ratio)``.
+        The `StepInfo` carries the Hamiltonian of the state kept (``energy``) and the
+        proposal's ``energy_error``.
         """
         momentum = self.momentum_from_normal(params, noise.momentum.astype(state.position.dtype))
         trajectory_params = params
@@ -270,8 +275,15 @@ class HMC(AbstractLocalKernel):
         proposed, proposed_momentum = self.integrate(
             trajectory_params, state, momentum, log_prob_fn
         )
-        log_ratio = self.log_acceptance_ratio(params, state, momentum, proposed, proposed_momentum)
-        return mh_accept(noise.accept, log_ratio, proposed, state)
+        energy_current = self.hamiltonian(params, state, momentum)
+        energy_proposed = self.hamiltonian(params, proposed, proposed_momentum)
+        next_state, info = mh_accept(
+            noise.accept, energy_current - energy_proposed, proposed, state
+        )
+        energy = jnp.where(info.is_accepted, energy_proposed, energy_current)
+        return next_state, info._replace(
+            energy=energy, energy_error=energy_proposed - energy_current
+        )
 
     def adaptation(self) -> Adaptation:
         """Dual averaging of ``step_size`` toward 0.65 plus a windowed diagonal inverse mass.

@@ -85,6 +85,7 @@ class MALA(AbstractProposalKernel):
 
     space: ClassVar[Space] = Space.CONTINUOUS
     target_acceptance: ClassVar[float] = 0.574
+    reports_energy_error: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         step_size = check_float(
