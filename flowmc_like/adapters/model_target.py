@@ -19,7 +19,15 @@ import numpy as np
 from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like._validation import check_int
 
-__all__ = ["CONSTRAIN_CHUNK", "ModelLogDensity", "ModelLogPrior", "ModelTarget"]
+__all__ = [
+    "CONSTRAIN_CHUNK",
+    "ModelLogDensity",
+    "ModelLogPrior",
+    "ModelTarget",
+    "cached_program",
+    "check_flat",
+    "map_in_chunks",
+]
 
 
 CONSTRAIN_CHUNK = 1024
@@ -32,14 +40,28 @@ _constrain_programs: collections.OrderedDict[Hashable, Callable[..., Any]] = (
 """Jitted chunk maps of `ModelLogDensity.constrain`, per program key (most recent last)."""
 
 
-def _constrain_batched(
-    constrain_chunk: Callable[[Array, PyTree], dict[str, Array]], flat: Any, data: PyTree
+def check_flat(flat: Any, n_dim: int, owner: str, name: str = "flat") -> np.ndarray:
+    """``flat`` as a numpy array of positions ``(..., n_dim)``, else a ValueError naming it."""
+    flat = np.asarray(flat)
+    if flat.ndim == 0 or flat.shape[-1] != n_dim:
+        raise ValueError(
+            f"{owner}: {name} has shape {flat.shape}; expected (..., n_dim) with n_dim = {n_dim}"
+        )
+    return flat
+
+
+def map_in_chunks(
+    chunk_fn: Callable[..., dict[str, Array]], flat: Any, data: PyTree, key: Any = None
 ) -> dict[str, np.ndarray]:
     """Apply a chunk map to every position of ``flat`` ``(..., n_dim)``.
 
-    ``constrain_chunk`` is jitted on ``(CONSTRAIN_CHUNK, n_dim)`` positions and ``data``; the
-    last chunk is padded, so the map compiles once whatever the number of draws (and once
-    for all datasets of the same shapes).
+    ``chunk_fn`` is jitted on ``(CONSTRAIN_CHUNK, n_dim)`` positions and ``data`` (and,
+    when ``key`` is given, a key: ``jax.random.fold_in(key, chunk index)``); the last chunk
+    is padded, so the map compiles once whatever the number of draws (and once for all
+    datasets of the same shapes).
+
+    Returns:
+        ``{name: (..., *shape)}`` numpy arrays, ``...`` the batch shape of ``flat``.
     """
     flat = np.asarray(flat)
     batch_shape, n_dim = flat.shape[:-1], flat.shape[-1]
@@ -49,8 +71,15 @@ def _constrain_batched(
     padded = np.zeros((n_padded, n_dim), rows.dtype)
     padded[:n_rows] = rows
     data = jax.device_put(data)  # once, not per chunk
+    extra = () if key is None else (key,)
     chunks = [
-        jax.device_get(constrain_chunk(padded[start : start + CONSTRAIN_CHUNK], data))
+        jax.device_get(
+            chunk_fn(
+                padded[start : start + CONSTRAIN_CHUNK],
+                data,
+                *(jax.random.fold_in(k, start // CONSTRAIN_CHUNK) for k in extra),
+            )
+        )
         for start in range(0, n_padded, CONSTRAIN_CHUNK)
     ]
     return {
@@ -90,6 +119,11 @@ class ModelLogDensity:
         log_likelihood_fn: ``(x (n_dim,), data) -> {observed site: per-observation log
             likelihood}`` at one position, or None.
         observed_fn: ``data -> {observed site: observed values}``, or None.
+        posterior_predictive_fn: ``(key, draws (n_chains, n_draws, n_dim), data) ->
+            {observed site: (n_chains, n_draws, *site_shape)}`` new observations drawn from
+            the likelihood at each draw (host-side), or None.
+        constant_data_fn: ``data -> {name: value}`` of the model's constant data (None
+            when it has none), or None (no constant data).
     """
 
     log_density: Callable[[Array, PyTree], Array]
@@ -101,6 +135,10 @@ class ModelLogDensity:
     unconstrain_fn: Callable[[dict[str, Array], PyTree], tuple[Array, Array]] | None = None
     log_likelihood_fn: Callable[[Array, PyTree], dict[str, Array]] | None = None
     observed_fn: Callable[[PyTree], dict[str, np.ndarray]] | None = None
+    posterior_predictive_fn: Callable[[Any, np.ndarray, PyTree], dict[str, np.ndarray]] | None = (
+        None
+    )
+    constant_data_fn: Callable[[PyTree], dict[str, np.ndarray] | None] | None = None
 
     def __call__(self, x: Array, data: PyTree = None) -> Array:
         """Log density at one unconstrained position ``x`` ``(n_dim,)``; shape ``()``.
@@ -121,19 +159,76 @@ class ModelLogDensity:
     def log_likelihood(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
         """Per-observation log likelihood of unconstrained positions ``(..., n_dim)``.
 
+        ``log p(y_i | theta)`` of every observed variable at every position: elementwise, one
+        value per observation (per event of a multivariate observation).
+
+        Args:
+            flat: ``(..., n_dim)`` unconstrained positions, e.g. ``(n_chains, n_draws,
+                n_dim)`` draws.
+            data: the model's data; None for the target's own.
+
         Returns:
             ``{observed site: (..., *site_shape)}`` numpy arrays (empty without
             ``log_likelihood_fn``).
+
+        Raises:
+            ValueError: ``flat``'s last axis is not ``n_dim``.
         """
+        flat = check_flat(flat, self.n_dim, "log_likelihood")
         if self.log_likelihood_fn is None:
             return {}
         key = None if self.program_key is None else ("log_likelihood", self.program_key)
-        program = _cached_program(key, self.log_likelihood_fn)
-        return _constrain_batched(program, flat, self._data(data))
+        program = cached_program(key, self.log_likelihood_fn)
+        return map_in_chunks(program, flat, self._data(data))
 
     def observed_data(self, data: PyTree = None) -> dict[str, np.ndarray]:
         """``{observed site: observed values}`` on ``data`` (empty without ``observed_fn``)."""
         return {} if self.observed_fn is None else self.observed_fn(self._data(data))
+
+    def constant_data(self, data: PyTree = None) -> dict[str, np.ndarray] | None:
+        """``{name: value}`` of the model's constant data on ``data``, or None if unknown.
+
+        PyMC: the ``pm.Data`` containers other than observed values. numpyro: None (which
+        arguments are covariates rather than observations is not known).
+        """
+        if self.constant_data_fn is None:
+            return None
+        return self.constant_data_fn(self._data(data))
+
+    def posterior_predictive(
+        self, key: PRNGKey, flat_draws: Any, data: PyTree = None
+    ) -> dict[str, np.ndarray]:
+        """New observations drawn from the likelihood at each posterior draw.
+
+        Each observed variable is replicated at each draw: ``y_rep ~ p(y | theta)``, ``theta``
+        the constrained values of one draw, on ``data`` (the model's data, e.g. new
+        covariates from `ModelTarget.with_data`).
+
+        Args:
+            key: a JAX PRNG key (``jax.random.key(0)``).
+            flat_draws: ``(n_chains, n_draws, n_dim)`` unconstrained draws
+                (``result.flat_samples``).
+            data: the model's data; None for the target's own.
+
+        Returns:
+            ``{observed site: (n_chains, n_draws, *site_shape)}`` numpy arrays.
+
+        Raises:
+            ValueError: ``flat_draws`` is not ``(n_chains, n_draws, n_dim)`` or ``key`` is
+                not a key.
+            NotImplementedError: the target has no ``posterior_predictive_fn``.
+        """
+        owner = "posterior_predictive"
+        flat_draws = check_flat(flat_draws, self.n_dim, owner, "flat_draws")
+        if flat_draws.ndim != 3:
+            raise ValueError(
+                f"{owner}: flat_draws has shape {flat_draws.shape}; expected (n_chains, "
+                f"n_draws, n_dim) with n_dim = {self.n_dim}"
+            )
+        key = _check_key(key, owner)
+        if self.posterior_predictive_fn is None:
+            raise NotImplementedError(f"{owner}: this target cannot draw new observations")
+        return self.posterior_predictive_fn(key, flat_draws, self._data(data))
 
     def unconstrain_one(self, values: dict[str, Array], data: PyTree = None) -> tuple[Array, Array]:
         """One draw's flat unconstrained position and ``log|det dc/dx|`` (see the attribute)."""
@@ -149,7 +244,7 @@ class ModelLogDensity:
     @functools.cached_property
     def _constrain_chunk(self) -> Callable[[Array, PyTree], dict[str, Array]]:
         """``constrain_fn`` jitted on a chunk of positions, shared by equal densities."""
-        return _cached_program(self.program_key, self.constrain_fn)
+        return cached_program(self.program_key, self.constrain_fn)
 
     def constrain(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
         """Constrained, named values of unconstrained positions.
@@ -162,16 +257,31 @@ class ModelLogDensity:
         Returns:
             ``{name: (..., *shape)}`` numpy arrays, deterministic sites included.
         """
-        return _constrain_batched(self._constrain_chunk, flat, self._data(data))
+        flat = check_flat(flat, self.n_dim, "constrain")
+        return map_in_chunks(self._constrain_chunk, flat, self._data(data))
 
 
-def _cached_program(key: Hashable | None, function: Callable[..., Any]) -> Callable[..., Any]:
-    """`_jit_constrain` of ``function``, shared by equal ``key`` (None: not shared)."""
+def _check_key(key: Any, owner: str) -> Array:
+    """``key`` if it is a JAX PRNG key (typed, or raw ``uint32`` ``(2,)``), else a ValueError."""
+    is_typed = isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    is_raw = isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32
+    if not (is_typed and key.shape == ()) and not (is_raw and key.shape == (2,)):
+        raise ValueError(f"{owner}: key must be a JAX PRNG key (jax.random.key(0)); got {key!r}")
+    return key
+
+
+def cached_program(
+    key: Hashable | None,
+    function: Callable[..., Any],
+    build: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
+) -> Callable[..., Any]:
+    """``build(function)`` (default `_jit_constrain`), shared by equal ``key`` (None: not)."""
+    build = _jit_constrain if build is None else build
     if key is None:
-        return _jit_constrain(function)
+        return build(function)
     program = _constrain_programs.get(key)
     if program is None:
-        program = _constrain_programs[key] = _jit_constrain(function)
+        program = _constrain_programs[key] = build(function)
         while len(_constrain_programs) > _CONSTRAIN_CACHE_SIZE:
             _constrain_programs.popitem(last=False)
     _constrain_programs.move_to_end(key)
@@ -266,3 +376,21 @@ class ModelTarget:
     def constrain(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
         """Constrained, named values of unconstrained positions ``(..., n_dim)`` on ``data``."""
         return self.log_prob.constrain(flat, data)
+
+    def log_likelihood(self, flat: Any, data: PyTree = None) -> dict[str, np.ndarray]:
+        """`ModelLogDensity.log_likelihood`: ``{observed site: (..., *site_shape)}``."""
+        return self.log_prob.log_likelihood(flat, data)
+
+    def observed_data(self, data: PyTree = None) -> dict[str, np.ndarray]:
+        """`ModelLogDensity.observed_data`: ``{observed site: observed values}``."""
+        return self.log_prob.observed_data(data)
+
+    def constant_data(self, data: PyTree = None) -> dict[str, np.ndarray] | None:
+        """`ModelLogDensity.constant_data`: ``{name: value}`` or None."""
+        return self.log_prob.constant_data(data)
+
+    def posterior_predictive(
+        self, key: PRNGKey, flat_draws: Any, data: PyTree = None
+    ) -> dict[str, np.ndarray]:
+        """`ModelLogDensity.posterior_predictive`: ``{site: (n_chains, n_draws, *shape)}``."""
+        return self.log_prob.posterior_predictive(key, flat_draws, data)

@@ -14,11 +14,18 @@ import numpy as np
 from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like._validation import check_callable
 from flowmc_like.adapters.model_data import ArgumentSplit, split_arguments, static_key
-from flowmc_like.adapters.model_target import ModelLogDensity, ModelTarget
+from flowmc_like.adapters.model_target import (
+    ModelLogDensity,
+    ModelTarget,
+    cached_program,
+    map_in_chunks,
+)
 from flowmc_like.adapters.numpyro_inverse import unconstrain_numpyro
 from flowmc_like.adapters.numpyro_observed import (
     numpyro_observed_data,
     numpyro_pointwise_log_likelihood,
+    numpyro_posterior_predictive,
+    numpyro_replicated_sites,
 )
 
 __all__ = ["from_numpyro"]
@@ -103,6 +110,7 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
         prior_info.potential_fn,
         unravel,
         tuple(sorted(example)),
+        numpyro_replicated_sites(info.model_trace),
     )
     n_dim = int(flat_example.shape[0])
     split, data = split_arguments(model_args, model_kwargs)
@@ -154,6 +162,7 @@ class _NumpyroFunctions:
         prior_potential_fn: ``potential_fn`` of the model with its observed sites hidden.
         unravel: flat ``(n_dim,)`` position -> the unconstrained latent dict.
         names: the latent sites, sorted (the flat layout's order).
+        replicated: the observed sites `ModelLogDensity.posterior_predictive` draws anew.
     """
 
     model: Callable[..., Any]
@@ -162,6 +171,7 @@ class _NumpyroFunctions:
     prior_potential_fn: Callable[..., Callable[[Any], Array]]
     unravel: Callable[[Array], Any]
     names: tuple[str, ...]
+    replicated: tuple[str, ...]
 
     def density(self, split: ArgumentSplit, data: PyTree, n_dim: int) -> ModelLogDensity:
         """The `ModelLogDensity` of the model on arguments rebuilt from ``split`` and data."""
@@ -191,7 +201,25 @@ class _NumpyroFunctions:
             args, kwargs = split.arguments(data)
             return numpyro_observed_data(self.model, args, kwargs)
 
+        def predict_chunk(rows: Array, data: PyTree, key: Array) -> dict[str, Array]:
+            args, kwargs = split.arguments(data)
+            constrain = self.postprocess_fn(*args, **kwargs)
+            latent = jax.vmap(lambda x: _select(constrain(self.unravel(x)), self.names))(rows)
+            return numpyro_posterior_predictive(
+                self.model, self.replicated, key, latent, args, kwargs
+            )
+
         program_key = ("numpyro", static_key(self.model), split.key)
+
+        def posterior_predictive(
+            key: Array, draws: np.ndarray, data: PyTree
+        ) -> dict[str, np.ndarray]:
+            if not self.replicated:
+                return {}
+            program_id = ("posterior_predictive", program_key)
+            program = cached_program(program_id, predict_chunk, jax.jit)
+            return map_in_chunks(program, draws, data, key)
+
         return ModelLogDensity(
             log_density,
             constrain_fn,
@@ -202,7 +230,14 @@ class _NumpyroFunctions:
             unconstrain,
             log_likelihood,
             observed,
+            posterior_predictive,
+            None,  # constant data: not known (see ModelLogDensity.constant_data)
         )
+
+
+def _select(values: dict[str, Array], names: tuple[str, ...]) -> dict[str, Array]:
+    """``values`` restricted to ``names`` (the latent sites, deterministic sites left out)."""
+    return {name: values[name] for name in names}
 
 
 def _trace_error(density: ModelLogDensity, x: Array) -> Exception | None:

@@ -13,7 +13,13 @@ import numpy as np
 
 from flowmc_like._types import Array, PRNGKey, PyTree
 from flowmc_like.adapters.model_data import static_key
-from flowmc_like.adapters.model_target import ModelLogDensity, ModelTarget
+from flowmc_like.adapters.model_target import (
+    ModelLogDensity,
+    ModelTarget,
+    cached_program,
+    map_in_chunks,
+)
+from flowmc_like.adapters.pymc_observed import pymc_constant_names, pymc_posterior_predictive
 
 __all__ = ["from_pymc"]
 
@@ -83,6 +89,11 @@ def from_pymc(model: Any) -> ModelTarget:
     logp_graph, prior_graph = jaxify(log_prob_outputs), jaxify(prior_outputs)
     constrained_graph = jaxify(outputs)
     output_names = [v.name for v in outputs]
+    observed_names = tuple(rv.name for rv in model.observed_RVs)
+    pointwise_graph = jaxify(model.logp(vars=model.observed_RVs, sum=False))
+    observed_graph = jaxify([model.rvs_to_values[rv] for rv in model.observed_RVs])
+    free_names = tuple(rv.name for rv in model.free_RVs)
+    constant_names = pymc_constant_names(model)
     flat_initial = np.concatenate([np.ravel(initial_point[v.name]) for v in value_vars]).astype(
         np.result_type(float)
     )
@@ -99,6 +110,16 @@ def from_pymc(model: Any) -> ModelTarget:
 
     def log_prior(x: Array, data: PyTree) -> Array:
         return jnp.asarray(prior_graph(*inputs(x, data))[0]).reshape(())
+
+    def log_likelihood(x: Array, data: PyTree) -> dict[str, Array]:
+        return dict(zip(observed_names, pointwise_graph(*inputs(x, data)), strict=True))
+
+    def observed(data: PyTree) -> dict[str, np.ndarray]:
+        values = observed_graph(*inputs(jnp.zeros(n_dim, flat_initial.dtype), data))
+        return {name: np.asarray(value) for name, value in zip(observed_names, values, strict=True)}
+
+    def constant_data(data: PyTree) -> dict[str, np.ndarray] | None:
+        return {name: np.asarray(data[name]) for name in constant_names} or None
 
     def initial_positions(key: PRNGKey, n_chains: int, data: PyTree) -> Array:
         del data  # PyMC's initial point is taken once
@@ -117,8 +138,31 @@ def from_pymc(model: Any) -> ModelTarget:
         ),
         tuple((name, np.shape(data[name]), data[name].dtype.str) for name in data_names),
     )
+
+    def posterior_predictive(key: Array, draws: np.ndarray, data: PyTree) -> dict[str, np.ndarray]:
+        if not observed_names:
+            return {}
+        values = map_in_chunks(cached_program(program_key, constrain_fn), draws, data)
+        seed = np.random.default_rng(np.asarray(jax.random.randint(key, (4,), 0, 2**31 - 1)))
+        posterior = {name: values[name] for name in free_names}
+        return pymc_posterior_predictive(model, observed_names, posterior, data, seed)
+
+    has_observed = bool(observed_names)
+    density = ModelLogDensity(
+        log_density,
+        constrain_fn,
+        n_dim,
+        log_prior,
+        data,
+        program_key,
+        None,  # no map back from constrained values
+        log_likelihood if has_observed else None,
+        observed if has_observed else None,
+        posterior_predictive,
+        constant_data,
+    )
     return ModelTarget(
-        log_prob=ModelLogDensity(log_density, constrain_fn, n_dim, log_prior, data, program_key),
+        log_prob=density,
         n_dim=n_dim,
         names=tuple(v.name for v in value_vars),
         initial_positions=initial_positions,
