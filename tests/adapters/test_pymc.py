@@ -58,7 +58,12 @@ def test_constrained_draws_stay_in_the_support_and_keep_their_names():
     assert np.all(samples["weights"] >= 0)
     np.testing.assert_allclose(samples["weights"].sum(-1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(samples["log_scale"], np.log(samples["scale"]), rtol=1e-4)
-    assert {"scale", "weights", "log_scale"} <= set(result.to_arviz().posterior.data_vars)
+    idata = result.to_arviz()
+    assert {"scale", "weights", "log_scale"} <= set(idata.posterior.data_vars)
+    n_draws = idata.posterior.sizes["draw"]  # per observation: a Multinomial count vector is one
+    assert idata.log_likelihood["noise"].shape == (8, n_draws, 3)
+    assert idata.log_likelihood["obs"].shape == (8, n_draws)
+    np.testing.assert_array_equal(idata.observed_data["obs"], [12, 3, 5])
     approximation = result.approximation()  # draws map to the model's values; no way back
     values = approximation.sample(jax.random.key(2), 4)
     np.testing.assert_allclose(values["weights"].sum(-1), 1.0, rtol=1e-5)
