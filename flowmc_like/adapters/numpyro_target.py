@@ -57,6 +57,11 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
     arguments: ``obs=`` sites (in plates or scans), ``numpyro.factor`` terms and sites fixed
     by ``numpyro.handlers.condition`` all count as likelihood.
 
+    ``target.log_likelihood`` is ``numpyro.infer.util.log_likelihood`` at each draw, and
+    ``target.posterior_predictive`` draws every observed site but the factors anew with
+    ``numpyro.infer.Predictive`` (see `flowmc_like.adapters.numpyro_observed`);
+    ``target.constant_data()`` is None.
+
     Args:
         model: a numpyro model function.
         *model_args: positional arguments of ``model`` (e.g. the observed data).
@@ -83,6 +88,9 @@ def from_numpyro(model: Callable[..., Any], *model_args: Any, **model_kwargs: An
         >>> other = target.with_data(np.array([2.0, 0.1]))
         >>> other.log_prob.program_key == target.log_prob.program_key  # one program, other data
         True
+        >>> draws = np.zeros((3, 4, 1), np.float32)  # (n_chains, n_draws, n_dim)
+        >>> target.posterior_predictive(jax.random.key(0), draws)["y"].shape  # new y per draw
+        (3, 4, 2)
     """
     check_callable("model", model, owner="from_numpyro")
     try:

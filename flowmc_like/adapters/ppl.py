@@ -20,6 +20,22 @@ both, and the map back; this module wraps them as a `ModelTarget`:
   uses it to temper the likelihood only; the hottest replica then samples the prior.
 - ``target.constrain(flat, data=None)``: unconstrained draws ``(..., n_dim)`` ->
   ``{name: (..., *shape)}`` of constrained values, deterministic sites included.
+- Observations, for ArviZ's ``log_likelihood``, ``observed_data``, ``constant_data`` and
+  ``posterior_predictive`` groups (each also on ``target.log_prob``, with ``data=None`` for
+  the target's own data):
+
+  - ``target.log_likelihood(flat, data=None)``: ``{observed variable: (..., *obs_shape)}``,
+    the elementwise log density of each observation at each position ``(..., n_dim)``;
+  - ``target.observed_data(data=None)``: ``{observed variable: observed values}``;
+  - ``target.constant_data(data=None)``: ``{name: value}`` or None. PyMC: the ``pm.Data``
+    containers other than those only used as observed values (as PyMC's own ArviZ export);
+    numpyro: None (which arguments are covariates is not known);
+  - ``target.posterior_predictive(key, flat_draws, data=None)``: ``{observed variable:
+    (n_chains, n_draws, *obs_shape)}``, a new observation drawn from the likelihood at each
+    draw ``(n_chains, n_draws, n_dim)``, on ``data`` (e.g. ``target.with_data(...).data``
+    for new covariates). numpyro: ``numpyro.infer.Predictive`` with the observed sites
+    turned into sampled ones (``numpyro.factor`` terms left out), jitted per chunk of
+    draws; PyMC: ``pm.sample_posterior_predictive`` on the constrained draws.
 
 **Traced data and baked-in settings.** The compiled programs of a run (and the map back)
 take the model's data as an *input*: a new dataset of the same shapes and dtypes runs the

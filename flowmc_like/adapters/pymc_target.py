@@ -41,6 +41,12 @@ def from_pymc(model: Any) -> ModelTarget:
     same way: the free variables' log densities with their transforms' Jacobians; observed
     variables and ``pm.Potential`` terms count as likelihood.
 
+    ``target.log_likelihood`` is ``model.logp(vars=model.observed_RVs, sum=False)`` jaxified
+    the same way (one elementwise term per observed variable, ``pm.Potential`` left out);
+    ``target.posterior_predictive`` runs ``pm.sample_posterior_predictive`` on the
+    constrained draws with the ``pm.Data`` set to the data given (their values are restored
+    afterwards, so do not use one ``pm.Model`` from two threads at once).
+
     PyMC's JAX export (pytensor) sets ``jax_enable_x64`` for the whole process to match
     pytensor's ``floatX`` (float64 by default), so runs after this call are in float64 unless
     you set ``floatX="float32"`` or turn the flag off again. Importing PyMC's JAX module also
