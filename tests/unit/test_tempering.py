@@ -200,7 +200,7 @@ def test_a_ladder_without_round_trips_warns() -> None:
 
 
 def test_partial_weights_keep_half_the_draws_effective() -> None:
-    from flowmc_like.tempering import _partial_weights
+    from flowmc_like.tempering_examples import _partial_weights
 
     benign = jnp.log(jnp.linspace(1.0, 2.0, 100))[:, None]
     np.testing.assert_allclose(
