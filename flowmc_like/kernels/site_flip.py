@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple, final
 
@@ -15,6 +13,7 @@ import numpy as np
 from flowmc_like import _random as random
 from flowmc_like._types import Array, ArrayLike, LogProbFn, PRNGKey, PyTree, Space
 from flowmc_like._validation import check_callable, check_choice, check_int
+from flowmc_like.kernels._delta_data import bound_data, takes_data
 from flowmc_like.kernels.base import AbstractDiscreteKernel, StepInfo
 from flowmc_like.kernels.metropolis import acceptance_probability
 
@@ -140,12 +139,12 @@ class SiteFlip(AbstractDiscreteKernel):
             signature="(s, i, k[, data]) -> log p(s with s_i = k) - log p(s)",
         )
         if self.delta_log_prob is not None:
-            _takes_data(self.delta_log_prob)  # raises on any other signature
+            takes_data(self.delta_log_prob)  # raises on any other signature
 
     @property
     def delta_takes_data(self) -> bool:
         """Whether ``delta_log_prob`` is ``(s, i, k, data)`` (False without one)."""
-        return self.delta_log_prob is not None and _takes_data(self.delta_log_prob)
+        return self.delta_log_prob is not None and takes_data(self.delta_log_prob)
 
     def _bound_delta(self, log_prob_fn: LogProbFn) -> Callable[[Array, Array, Array], Array]:
         """``delta_log_prob`` as ``(s, i, k) -> ()``, with the data of ``log_prob_fn`` bound."""
@@ -425,69 +424,6 @@ class SiteFlip(AbstractDiscreteKernel):
         is_nonfinite = jnp.any(jnp.isnan(deltas) | (deltas == jnp.inf))
         new_state = SiteFlipState(state.position.at[site].set(new_value), new_log_prob)
         return new_state, (move_prob, is_nonfinite)
-
-
-_NO_DATA = object()
-
-
-def bound_data(log_prob_fn: LogProbFn) -> PyTree:
-    """The data a log density of one position carries, for ``delta_log_prob(s, i, k, data)``.
-
-    The `Sampler` binds its data as ``functools.partial(log_prob, data=data)`` (and the
-    tempered densities of `flowmc_like.tempering` carry a ``data`` attribute); a
-    `flowmc_like.adapters.ppl.ModelLogDensity` carries its own as ``.data``.
-
-    Args:
-        log_prob_fn: the ``log_prob_fn`` a kernel method was given.
-
-    Returns:
-        Its ``data`` attribute, else its ``data=`` keyword as a ``functools.partial``.
-
-    Raises:
-        TypeError: ``log_prob_fn`` carries no data.
-    """
-    data = getattr(log_prob_fn, "data", _NO_DATA)
-    if data is _NO_DATA and isinstance(log_prob_fn, functools.partial):
-        data = log_prob_fn.keywords.get("data", _NO_DATA)
-    if data is _NO_DATA:
-        raise TypeError(
-            "SiteFlip: delta_log_prob(s, i, k, data) takes the run's data, but the log_prob_fn "
-            f"it was called with ({log_prob_fn!r}) carries none: give the Sampler data=..., "
-            "or, calling the kernel directly, pass functools.partial(log_prob, data=data)"
-        )
-    return data
-
-
-def _takes_data(delta_fn: Callable[..., Any]) -> bool:
-    """Whether ``delta_fn`` is ``(s, i, k, data)`` rather than ``(s, i, k)``, by its signature.
-
-    Raises:
-        TypeError: it can be called with neither three nor four positional arguments.
-    """
-    try:
-        signature = inspect.signature(delta_fn)
-    except (TypeError, ValueError):  # no signature to read (some builtins): the 3-argument form
-        return False
-    parameters = signature.parameters.values()
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    n_named = sum(p.kind in positional for p in parameters)
-    if n_named >= 4 and _binds(signature, 4):
-        return True
-    if _binds(signature, 3):
-        return False
-    raise TypeError(
-        "SiteFlip: delta_log_prob must take (s, i, k) or (s, i, k, data) positionally; got a "
-        f"callable with signature {signature}"
-    )
-
-
-def _binds(signature: inspect.Signature, n_args: int) -> bool:
-    """Whether ``signature`` accepts ``n_args`` positional arguments and nothing else."""
-    try:
-        signature.bind(*range(n_args))
-    except TypeError:
-        return False
-    return True
 
 
 def _heat_bath_probabilities(deltas: Array) -> Array:
