@@ -11,7 +11,9 @@ R-hat, max |z| of the means and the largest relative error of a marginal sd, and
 of ESS/s (flowmc_like / NUTS).
 
 Run: ``python -m benchmarks.dimension [--dims 2,8,32,64,128,256] [--seed 0] [--no-nuts]
-[--tag NAME]``; writes ``benchmarks/results/dimension_<tag>.md`` and ``.json``.
+[--tag NAME]``; writes ``benchmarks/results/dimension_<tag>.md``, ``.json`` and
+``dimension_<tag>_summary.md`` (one column per d: the table the docs include);
+``--render --tag NAME`` rewrites only the summary from the stored runs.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import flowmc_like as fm
-from benchmarks.defaults import markdown_table
+from benchmarks.defaults import markdown_table, stored_rows
 from benchmarks.metrics import compute_metrics
 from benchmarks.peers import Schedule, load_peer
 from benchmarks.targets import Target
@@ -154,13 +156,64 @@ def report(rows: list[dict], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _acceptance(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v >= 0.01 else f"{v:.1g}"
+
+
+def summary(rows: list[dict]) -> str:
+    """One column per d: the table docs/howto/decisions.md includes."""
+    by_d: dict[int, dict[str, dict]] = {}
+    for row in rows:
+        by_d.setdefault(int(row["d"]), {})[row["sampler"]] = row
+    dims = sorted(by_d)
+    fl = [by_d[d].get("flowmc_like") for d in dims]
+    nuts = [by_d[d].get("nuts") for d in dims]
+
+    def line(label: str, cells: list[str]) -> str:
+        return "| " + " | ".join([label, *cells]) + " |"
+
+    def each(runs: list[dict | None], cell) -> list[str]:
+        return [cell(r) if r else "-" for r in runs]
+
+    lines = [
+        line("d", [str(d) for d in dims]),
+        "|" + " --- |" * (len(dims) + 1),
+        line("global acceptance", each(fl, lambda r: _acceptance(r["global_acceptance"]))),
+        line(
+            "min ESS / wall s",
+            each(fl, lambda r: f"{r['min_ess_bulk']:,.0f} / {r['wall_s']:.3g}"),
+        ),
+        line("max R-hat", each(fl, lambda r: f"{r['max_r_hat']:.2f}")),
+        line(
+            "max abs z, sd error",
+            each(fl, lambda r: f"{r['max_abs_z']:.2f}, {r['max_sd_rel_err']:.3f}"),
+        ),
+        line("trusted", each(fl, lambda r: "yes" if r["trusted"] else "no (warns)")),
+        line("NUTS ESS/s", each(nuts, lambda r: f"{r['ess_per_s']:,.0f}")),
+        line("flowmc_like ESS/s", each(fl, lambda r: f"{r['ess_per_s']:,.0f}")),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dims", default=",".join(str(d) for d in DIMS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-nuts", action="store_true")
     parser.add_argument("--tag", default="latest")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite dimension_<tag>_summary.md from the stored runs",
+    )
     args = parser.parse_args()
+    summary_md = RESULTS / f"dimension_{args.tag}_summary.md"
+    if args.render:
+        summary_md.write_text(summary(stored_rows(f"dimension_{args.tag}")))
+        print(f"wrote {summary_md}")
+        return
     rows = []
     for d in (int(d) for d in args.dims.split(",")):
         target = correlated_gaussian(d)
@@ -179,6 +232,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"dimension_{args.tag}.json").write_text(json.dumps(rows, indent=1, default=str))
     (RESULTS / f"dimension_{args.tag}.md").write_text(report(rows, command))
+    summary_md.write_text(summary(rows))
     print(report(rows, command))
 
 
