@@ -1,15 +1,16 @@
 """Bulk random draws that compile fast (private).
 
 On CPU, JAX lowers its Threefry hash to a rolled loop with data-dependent rotations; every
-`jax.random.uniform`/`normal`/`bits` call compiles its own copy, at 0.5-1.5 s of CPU each.
+`jax.random.uniform`/`normal`/`bits` call compiles its own copy, each a noticeable share
+of a run's compilation.
 The sampler's phases instead draw all the randomness of a step (local phase: of all its
 steps; global phase: of a block of proposals) in ONE call of `uniform` or `bits` below,
-which use XLA's own generator (``RngBitGenerator``, one operation that compiles in about
-0.2 s) with its counter-based Threefry-2x32 algorithm, seeded by the 64 or 128 bits of a
+which use XLA's own generator (``RngBitGenerator``, one operation that compiles much
+faster) with its counter-based Threefry-2x32 algorithm, seeded by the 64 or 128 bits of a
 JAX key, and transform the uniforms into normals or Gumbel draws here. Of XLA's algorithms,
-Threefry runs fastest on CPU: about 2.5 ns per 32-bit word on a large draw, against 10 ns
-for Philox, which makes a MALA local phase of the benchmark targets 15-30 % faster. The
-words are drawn as one flat array and reshaped.
+Threefry runs fastest on CPU: several times faster per 32-bit word than Philox on a large
+draw, which makes a MALA local phase of the benchmark targets measurably faster. The words
+are drawn as one flat array and reshaped.
 
 Keys are still split with `jax.random.split`, so every phase and every loop gets its own
 independent stream from the user's key; the same key gives the same draws on a given

@@ -75,10 +75,6 @@ PENDING = {
     # or whose owners are elsewhere. Each entry is a (page, line text) pair; shrink this set.
     "docs/reliability.md": "table",
     "docs/howto/tempering.md": "table",
-    "docs/howto/reuse.md": "table",
-    "flowmc_like/_random.py": "docstring",
-    "flowmc_like/exact/enumeration.py": "docstring",
-    "flowmc_like/training/data.py": "docstring",
 }
 """Files whose unmarked figures are listed by `test_pending_figures_are_listed` instead of
 failing; their markers, where present, are still checked."""

@@ -94,14 +94,15 @@ def enumerate_lattice(
 
     - ``"brute_force"``: every one of the ``K^N`` states, vectorised in chunks of ``2^15``,
       accumulated into an integer histogram over (satisfied bonds, category counts). Up to
-      ``2^22`` states (about 2 s at ``2^20``). Also returns the probability vector over states
-      when there are at most ``2^16`` of them.
+      ``2^22`` states (seconds at ``2^20`` on a CPU). Also returns the probability vector
+      over states when there are at most ``2^16`` of them.
     - ``"transfer_matrix"``: a row-to-row transfer matrix over the ``R = K^n`` configurations
       of a row along the shorter side ``n``. Energy moments up to order 4 come from the trace
       of a matrix-polynomial power; the distribution of category counts from carrying the first
       row (one per rotation class, to close the torus) and the counts so far. Costs about
       ``n_long (R/n) R^2 (N+1)^(K-1)`` flops: Potts ``K = 3`` on ``4 x 4`` (``3^16`` states)
-      in about 0.05 s, Ising ``8 x 8`` or ``9 x 9`` in about 1 s. No probability vector.
+      in a fraction of a second, Ising ``8 x 8`` or ``9 x 9`` in about a second. No
+      probability vector.
 
     ``"auto"`` uses brute force up to ``2^16`` states (so the probabilities are included),
     otherwise the transfer matrix if its largest array holds at most ``2^22`` entries (Ising up

@@ -86,8 +86,8 @@ def default_memory_size(window_size: int) -> int:
 
     The memory then costs what the window costs, and with the default 8192 examples and a
     few dozen chains holds more distinct draws than one loop resamples from it. A memory of
-    a quarter of the window measured the same on the 8-mode mixture of `MEMORY_SHARE` (6 of
-    12 seeds off by more than 0.03 against 5, global acceptance 0.52 against 0.517).
+    a quarter of the window measured about the same on the 8-mode mixture of `MEMORY_SHARE`
+    (about as many seeds with mode weights off, about the same global acceptance).
     """
     return window_size
 
