@@ -6,6 +6,11 @@ critical-Ising study::
 
     python -m benchmarks.ising [--sizes 8,16] [--seeds 0] [--n-chains 64]
         [--samplers flowmc_like,metropolis,wolff] [--no-sweep-costs] [--out PATH]
+    python -m benchmarks.ising --render PATH.json   # rewrite PATH.md from the stored JSON
+
+It writes ``--out`` (JSON: the header, every record and the sweep costs) and the same path
+with ``.md``, whose tables sit between snippet section markers (``ising``, ``ising_ratios``,
+``ising_sweep_costs``) that docs/discrete.md includes.
 
 Samplers (every one starts from the same random state for a seed, ``x0`` drawn uniformly
 from ``{0..K-1}^N`` with ``jax.random.key(seed)``):
@@ -608,9 +613,20 @@ def _z(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1f}"
 
 
+def section(edge: str, name: str) -> str:
+    """A pymdownx.snippets section marker (``edge`` is ``start`` or ``end``), an HTML comment."""
+    return f"<!-- --8<-- [{edge}:{name}] -->"
+
+
 def report(records: list[dict[str, Any]], costs: list[dict[str, Any]]) -> str:
-    """The Markdown tables of the critical-Ising study."""
+    """The Markdown tables of the critical-Ising study.
+
+    Each table sits between snippet section markers (``ising``, ``ising_ratios``,
+    ``ising_sweep_costs``) so that a page can include one table of the file with
+    ``--8<-- "benchmarks/results/<file>.md:ising"``.
+    """
     lines = [
+        section("start", "ising"),
         "| L | sampler | wall s | compile | train | sample | global acc | e (z) | C_v (z) | "
         "<\\|m\\|> (z) | tau_E sweeps | tau_\\|m\\| sweeps | tau_E ms | tau_\\|m\\| ms | "
         "ESS/s E | ESS/s \\|m\\| |",
@@ -631,7 +647,9 @@ def report(records: list[dict[str, Any]], costs: list[dict[str, Any]]) -> str:
     for r in records:
         by_l.setdefault(r["L"], {})[r["sampler"]] = r
     lines += [
+        section("end", "ising"),
         "",
+        section("start", "ising_ratios"),
         "| L | peer | tau_\\|m\\| ms: peer / flowmc_like | ESS/s \\|m\\| (whole run): "
         "flowmc_like / peer |",
         "|---|---|---|---|",
@@ -646,9 +664,11 @@ def report(records: list[dict[str, Any]], costs: list[dict[str, Any]]) -> str:
                 f"{theirs['tau_abs_m_seconds'] / ours['tau_abs_m_seconds']:.2g} | "
                 f"{ours['ess_per_s_abs_m'] / theirs['ess_per_s_abs_m']:.2g} |"
             )
+    lines.append(section("end", "ising_ratios"))
     if costs:
         lines += [
             "",
+            section("start", "ising_sweep_costs"),
             "| L | ms per sweep, delta_log_prob | ms per sweep, full log_prob | speed-up | "
             "site updates/s |",
             "|---|---|---|---|---|",
@@ -658,6 +678,7 @@ def report(records: list[dict[str, Any]], costs: list[dict[str, Any]]) -> str:
                 f"| {c['L']} | {c['ms_per_sweep_delta']:.2f} | {c['ms_per_sweep_full']:.2f} | "
                 f"{c['speedup']:.1f} | {c['site_updates_per_s_delta'] / 1e6:.2f} M |"
             )
+        lines.append(section("end", "ising_sweep_costs"))
     return "\n".join(lines)
 
 
@@ -672,7 +693,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--worker", nargs=3, metavar=("SAMPLER", "L", "SEED"))
     parser.add_argument("--sweep-cost-worker", type=int, metavar="L")
+    parser.add_argument(
+        "--render",
+        metavar="JSON",
+        default=None,
+        help="rewrite the Markdown next to a stored results JSON from it, without running",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        stored = Path(args.render)
+        payload = json.loads(stored.read_text())
+        text = report(payload["records"], payload.get("sweep_costs", []))
+        stored.with_suffix(".md").write_text(payload.get("header", "") + text + "\n")
+        print(f"wrote {stored.with_suffix('.md')}")
+        return 0
     if args.worker:
         sampler, size, seed = args.worker
         from benchmarks.jsonable import json_default
@@ -718,7 +752,9 @@ def main(argv: list[str] | None = None) -> int:
         f"flowmc_like settings {RECIPE}, hidden width n_dim; Metropolis {METROPOLIS}; "
         f"Wolff {WOLFF}.\n\n"
     )
-    out.write_text(json.dumps({"records": records, "sweep_costs": costs}, indent=1))
+    out.write_text(
+        json.dumps({"header": header, "records": records, "sweep_costs": costs}, indent=1)
+    )
     out.with_suffix(".md").write_text(header + text + "\n")
     print(header + text)
     return 0
