@@ -15,6 +15,9 @@ The global phase draws and evaluates its proposals in blocks of ``global_chunk_s
 proposals (over all chains), so its intermediates do not grow with ``n_global_steps``;
 ``thinning`` keeps the stored draws flat too. The last configuration puts the whole phase in
 one block (``global_chunk_size = n_chains * n_global_steps``) to show what blocking saves.
+
+Writes ``benchmarks/results/memory.md`` (the table docs/reliability.md includes) and
+``memory.json`` (every process's figures); ``--render`` rewrites the table from the JSON.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 N_CHAINS = 1024
 N_DIM = 16
@@ -94,33 +98,62 @@ def measure(config: dict) -> dict:
     }
 
 
-def main() -> None:
+RESULTS = Path(__file__).resolve().parent / "results"
+HEADER = (
+    "| configuration | peak RSS (MiB), median [range] | global phase temp (MiB) "
+    "| stored draws (MiB) |"
+)
+
+
+def build_markdown(payload: dict) -> str:
+    """The includable table of `main`'s payload: one row per configuration."""
+    lines = [HEADER, "|---|---|---|---|"]
+    for row in payload["rows"]:
+        peaks = sorted(row["peak_rss_mib"])
+        lines.append(
+            f"| {row['label']} | {peaks[len(peaks) // 2]:.0f} [{peaks[0]:.0f}-{peaks[-1]:.0f}] "
+            f"| {row['global_temp_mib']} | {row['stored_draws_mib']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per row")
+    parser.add_argument("--out", type=Path, default=RESULTS / "memory.md", help="(+ .json)")
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite --out from its stored JSON, no runs"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.one is not None:
         print(json.dumps(measure(CONFIGS[args.one])))
         return
+    out_json = args.out.with_suffix(".json")
+    if args.render:
+        args.out.write_text(build_markdown(json.loads(out_json.read_text())))
+        print(f"wrote {args.out}")
+        return
     print(f"{N_CHAINS} chains, {N_DIM}-D Gaussian, RealNVP, 2 + 2 loops, 10 local steps\n")
-    print(
-        "| configuration | peak RSS (MiB), median [range] | global phase temp (MiB) "
-        "| stored draws (MiB) |"
-    )
-    print("|---|---|---|---|")
+    rows = []
     for index in range(len(CONFIGS)):
         runs = []
         for _ in range(args.repeats):
             command = [sys.executable, "-m", "benchmarks.memory", "--one", str(index)]
             output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             runs.append(json.loads(output.strip().splitlines()[-1]))
-        peaks = sorted(run["peak_rss_mib"] for run in runs)
-        row = runs[0]
-        print(
-            f"| {row['label']} | {peaks[len(peaks) // 2]:.0f} [{peaks[0]:.0f}-{peaks[-1]:.0f}] "
-            f"| {row['global_temp_mib']} | {row['stored_draws_mib']} |",
-            flush=True,
-        )
+        rows.append({**runs[0], "peak_rss_mib": [run["peak_rss_mib"] for run in runs]})
+        print(build_markdown({"rows": rows}).splitlines()[-1], flush=True)
+    payload = {
+        "command": "python -m benchmarks.memory" + (f" --repeats {args.repeats}"),
+        "n_chains": N_CHAINS,
+        "n_dim": N_DIM,
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(payload, indent=1) + "\n")
+    args.out.write_text(build_markdown(payload))
+    print(f"wrote {args.out} and {out_json}")
 
 
 if __name__ == "__main__":
