@@ -14,9 +14,10 @@ stored one as the page rounds it (``0.41`` matches ``0.415``, ``6`` matches ``5.
 
 Tables a benchmark writes are included whole (``--8<-- "benchmarks/results/....md"``) and
 need no markers. Everything else that looks like a measurement (a number followed by ESS/s,
-seconds or a speed-up factor, a number near "acceptance", a numeric cell of a hand-written
-table whose header names a time, an ESS or an acceptance) fails unless it carries a marker
-or is listed in `ALLOWED` (settings and thresholds, not measurements).
+seconds, nanoseconds or a speed-up factor, "N times smaller" and the like, "N to M times", a
+percentage on a page, a number near "acceptance", a numeric cell of a hand-written table
+whose header names a time, an ESS or an acceptance) fails unless it carries a marker or is
+listed in `ALLOWED` (settings and thresholds, not measurements).
 """
 
 from __future__ import annotations
@@ -46,10 +47,18 @@ _PROSE_PATTERNS = [
     re.compile(rf"(?P<num>{NUMBER})\s*(?:ESS/s|ESS per second|effective samples per second)"),
     re.compile(rf"(?P<num>{NUMBER})\s*(?:s|ms|µs|seconds|minutes)\b(?!\w)"),
     re.compile(rf"(?P<num>{NUMBER})(?:x|\u00d7)(?=[\s,.;:)]|$)"),
-    re.compile(rf"(?P<num>{NUMBER}) times (?:faster|slower|fewer|more|the)\b"),
+    re.compile(
+        rf"(?P<num>{NUMBER}) times (?:faster|slower|fewer|more|the|smaller|larger|bigger"
+        r"|higher|lower|longer|shorter|cheaper|as)\b"
+    ),
+    re.compile(rf"(?P<num>{NUMBER})(?:-| to ){NUMBER} times\b"),
+    re.compile(rf"(?P<num>{NUMBER})-fold\b"),
+    re.compile(rf"(?P<num>{NUMBER})\s*(?:ns|nanoseconds)\b"),
     re.compile(r"acceptance[^.;:\n`|]{0,40}?(?<![\w.])(?P<num>\d?\.\d+)"),
     re.compile(r"(?<![\w.])(?P<num>\d?\.\d+)\b[^.;\n`|]{0,20}acceptance"),
 ]
+# Percentages: pages only (docstrings quote settings as percentages too often to tell).
+_PAGE_PATTERNS = [re.compile(rf"(?P<num>{NUMBER})\s?%")]
 _MEASURED_HEADER = re.compile(
     r"ESS|wall|compil|acceptance|acc\b|speed-up|\bms\b|(?<!')\bs\b|time|seconds|MiB", re.I
 )
@@ -68,6 +77,10 @@ ALLOWED = {
     "(2 s^2)",
     "1000, 1.01",
     "10x the steps",
+    "n_global_steps` 10 times larger",
+    "back to 90 %",
+    "reaches 90 %",
+    "80% from the flow and 20%",
 }
 
 PENDING = {
@@ -214,8 +227,18 @@ def _allowed(line: str, start: int, end: int) -> bool:
     )
 
 
-def check_text(page: str, text: str, root: Path = REPO, strict: bool = True, first_line: int = 1):
-    """Problems of one page or docstring: stale or broken markers, unmarked measurements."""
+def check_text(
+    page: str,
+    text: str,
+    root: Path = REPO,
+    strict: bool = True,
+    first_line: int = 1,
+    page_patterns: bool = True,
+):
+    """Problems of one page or docstring: stale or broken markers, unmarked measurements.
+
+    ``page_patterns`` adds the phrases only pages are held to (percentages).
+    """
     problems: list[Problem] = []
     lines = _prose_lines(text, first_line)
     for lineno, line in lines:
@@ -260,7 +283,7 @@ def check_text(page: str, text: str, root: Path = REPO, strict: bool = True, fir
             continue
         bare = MARKER.sub(lambda m: "\0" * len(m.group()), line)
         bare = re.sub(r"(`+)[^`]*?\1", lambda m: " " * len(m.group()), bare)
-        for pat in _PROSE_PATTERNS:
+        for pat in [*_PROSE_PATTERNS, *(_PAGE_PATTERNS if page_patterns else [])]:
             for m in pat.finditer(bare):
                 s, e = m.span("num")
                 after = bare[e : e + 40]
@@ -289,7 +312,7 @@ def check_repo(root: Path = REPO) -> list[Problem]:
     for py in sorted((root / "flowmc_like").rglob("*.py")):
         rel = py.relative_to(root).as_posix()
         for lineno, doc in _docstring_text(py):
-            problems += check_text(rel, doc, root, first_line=lineno)
+            problems += check_text(rel, doc, root, first_line=lineno, page_patterns=False)
     return problems
 
 
@@ -368,6 +391,19 @@ def test_unmarked_and_broken_markers_are_reported(tmp_path):
     assert (4, "1.0") in found
     assert (7, "168") in found
     assert not [f for f in found if f[0] == 8]
+
+
+def test_ratios_percentages_and_nanoseconds_are_measurements():
+    text = (
+        "Errors 11 to 60 times smaller; a 3-fold gain; 2.5 ns per word; 15 % faster.\n"
+        "The same, sourced: 3.17 times smaller<!-- fig: t.json | a.0.b -->.\n"
+    )
+    found = {(p.line, p.quoted) for p in check_text("docs/p.md", text)}
+    assert {(1, "11 to 60 times"), (1, "3-fold"), (1, "2.5 ns"), (1, "15 %")} <= found
+    assert not [f for f in found if f[0] == 2 and f[1] != "3.17"]
+    assert (1, "15 %") not in {
+        (p.line, p.quoted) for p in check_text("x.py", text, page_patterns=False)
+    }
 
 
 def test_includes_and_code_are_not_scanned():
