@@ -6,12 +6,14 @@ Usage::
         [--targets gauss4_8d corr4_6d dual_moon_2d] [--only flowmc|flowmc_like]
         [--samplers flowmc_pt flowmc_like_pt flowmc_like] [--n-temperatures 8]
         [--n-chains 32] [--n-training-loops 20] [--n-production-loops 20]
-        [--n-local-steps 50] [--n-global-steps 25] [--set SAMPLER.KEY=VALUE ...]
+        [--n-local-steps 50] [--n-global-steps 25] [--set SAMPLER.KEY=VALUE ...] [--render]
 
 Every run happens in this one process, one after another (never concurrently), each from
 ``jax.clear_caches()`` with a fresh ``log_prob`` closure, so each pays its own compilation.
-Writes ``--out`` (Markdown) and the same path with ``.json`` (every number, per-loop ladders
-and exchange rates included).
+Writes ``--out`` (Markdown), the same path with ``.json`` (every number, per-loop ladders
+and exchange rates included) and with ``_summary.md`` (one row per target and sampler over
+the seeds: the table docs/howto/tempering.md includes). ``--render`` rewrites the Markdown
+and the summary from the stored JSON without running anything.
 
 Targets (`benchmarks.tempering_targets`): every chain starts in ONE mode (its centre plus
 ``N(0, 0.1^2)`` jitter, key ``seed``), the same start for every sampler of a seed:
@@ -585,6 +587,72 @@ def build_markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+WEIGHT_BAR = 0.05
+"""A run gets the mode weights right when its max mode-weight error is at most this (the
+mode-weight bar of `benchmarks.defaults`)."""
+
+
+def summary_markdown(payload: dict[str, Any]) -> str:
+    """One row per target and sampler over the seeds: the table docs/howto/tempering.md includes.
+
+    ``weights right``: runs whose max mode-weight error is at most `WEIGHT_BAR`; ``warned``:
+    runs that raised a warning (flowMC raises none); wall s and ESS/s are medians over the runs
+    that finished; the error is ``median / worst``.
+    """
+    header = [
+        "target",
+        "sampler",
+        "weights right",
+        "warned",
+        "wall s",
+        "min ESS/s",
+        "max mode-weight error (median / worst)",
+    ]
+    rows = []
+    for name in payload["meta"]["targets"]:
+        planned = [s for t, s in payload["meta"].get("plan", []) if t == name]
+        for sampler in dict.fromkeys([*planned, *SAMPLERS]):
+            recs = [
+                r for r in payload["records"] if r["target"] == name and r["sampler"] == sampler
+            ]
+            ok = [r for r in recs if r.get("ok")]
+            if not recs:
+                continue
+            cells = [name, SAMPLER_LABELS[sampler]]
+            if not ok:
+                rows.append([*cells, f"0 of {len(recs)}", "-", "-", "-", "-"])
+                continue
+            errs = [r["metrics"]["mode_weight_err"] for r in ok]
+            right = sum(e <= WEIGHT_BAR for e in errs)
+            warned = (
+                "n/a"
+                if sampler in FLOWMC_SAMPLERS
+                else f"{sum(bool(r.get('warnings')) for r in ok)} of {len(ok)}"
+            )
+            rows.append(
+                [
+                    *cells,
+                    f"{right} of {len(recs)}",
+                    warned,
+                    fmt(_median([r["timings"]["total"] for r in ok])),
+                    fmt(_median([r["metrics"]["ess_per_s"] for r in ok])),
+                    f"{_median(errs):.3f} / {max(errs):.3f}",
+                ]
+            )
+    return "\n".join(_table(header, rows)) + "\n"
+
+
+def write_outputs(payload: dict[str, Any], out_md: Path) -> list[Path]:
+    """Write the report, its JSON and its summary (``<out>_summary.md``); return the paths."""
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_json = out_md.with_suffix(".json")
+    out_summary = out_md.with_name(out_md.stem + "_summary.md")
+    out_json.write_text(json.dumps(payload, indent=1, default=json_default))
+    out_md.write_text(build_markdown(payload))
+    out_summary.write_text(summary_markdown(payload))
+    return [out_md, out_json, out_summary]
+
+
 # ----------------------------------------------------------------------------- driver
 def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
@@ -616,6 +684,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
             default=getattr(DEFAULT_SCHEDULE, f.name),
         )
     p.add_argument("--set", action="append", default=[], metavar="SAMPLER.KEY=VALUE")
+    p.add_argument(
+        "--render",
+        action="store_true",
+        help="rewrite --out and its summary from --out's stored JSON, without running",
+    )
     return p.parse_args(argv)
 
 
@@ -639,6 +712,11 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.worker import _cpu_model
 
     args = _parse_args(argv)
+    if args.render:
+        payload = json.loads(Path(args.out).with_suffix(".json").read_text())
+        written = write_outputs(payload, Path(args.out))
+        print("wrote " + ", ".join(map(str, written)))
+        return 0
     schedule = Schedule(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Schedule)})
     sets = _parse_sets(args.set)
     pairs = _plan(args)
@@ -688,12 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         t = get_tempering_target(name)
         targets_ref[name] = {"description": t.description, **t.reference()}
     payload = {"meta": meta, "targets": targets_ref, "records": records}
-    out_md = Path(args.out)
-    out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_json = out_md.with_suffix(".json")
-    out_json.write_text(json.dumps(payload, indent=1, default=json_default))
-    out_md.write_text(build_markdown(payload))
-    print(f"wrote {out_md} and {out_json}")
+    written = write_outputs(payload, Path(args.out))
+    print("wrote " + ", ".join(map(str, written)))
     failed = [r for r in records if not r.get("ok") and not r.get("skipped")]
     return 1 if failed else 0
 
