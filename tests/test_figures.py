@@ -83,13 +83,6 @@ ALLOWED = {
     "80% from the flow and 20%",
 }
 
-PENDING = {
-    # Hand-written tables and docstrings whose figures have no results file to point at yet,
-    # or whose owners are elsewhere. Each entry is a (page, line text) pair; shrink this set.
-}
-"""Files whose unmarked figures are listed by `test_pending_figures_are_listed` instead of
-failing; their markers, where present, are still checked."""
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -318,22 +311,9 @@ def check_repo(root: Path = REPO) -> list[Problem]:
 # ---------------------------------------------------------------- tests
 
 
-def _is_pending(p: Problem) -> bool:
-    kind = PENDING.get(p.page)
-    if kind is None or p.current != "-" or p.why.startswith("no results") or "no row" in p.why:
-        return False
-    return kind == "docstring" or p.why.startswith("unmarked cell")
-
-
 def test_every_figure_matches_its_results_file():
-    problems = [p for p in check_repo() if not _is_pending(p)]
+    problems = check_repo()
     assert not problems, "stale or unsourced figures:\n" + "\n".join(map(str, problems))
-
-
-def test_pending_figures_are_listed():
-    """The pending files still have unsourced figures (else drop them from PENDING)."""
-    pending = {p.page for p in check_repo() if _is_pending(p)}
-    assert pending == set(PENDING), sorted(set(PENDING) - pending)
 
 
 def test_rounding_as_the_page_shows_it():
@@ -410,8 +390,14 @@ def test_includes_and_code_are_not_scanned():
     assert check_text("docs/p.md", text) == []
 
 
-@pytest.mark.parametrize("rel", ["docs/howto/approximation.md", "docs/benchmarks.md"])
+@pytest.mark.parametrize("rel", [p.relative_to(REPO).as_posix() for p in pages()])
 def test_included_snippets_exist(rel):
     text = (REPO / rel).read_text()
     for name in re.findall(r'--8<--\s*"([^"]+)"', text):
-        assert (REPO / name).is_file(), f"{rel} includes missing {name}"
+        path, _, section = name.partition(":")
+        assert (REPO / path).is_file(), f"{rel} includes missing {path}"
+        if section:
+            body = (REPO / path).read_text()
+            for edge in ("start", "end"):
+                marker = f"--8<-- [{edge}:{section}]"
+                assert marker in body, f"{rel} includes {name}: no {marker} in {path}"
