@@ -367,9 +367,9 @@ def _hot_draws_info(
 def _run_once_options(platform: str) -> dict[str, Any]:
     """XLA options for programs that run once (``setup``), whose run time does not matter.
 
-    Skipping LLVM's optimisations halves their compile time; on CPU, XLA's older loop
-    emitters compile a further 20 % faster (they run slower, which is why the loop programs
-    keep the default emitters).
+    Skipping LLVM's optimisations cuts their compile time; on CPU, XLA's older loop
+    emitters compile faster still (they run slower, which is why the loop programs keep the
+    default emitters).
     """
     options: dict[str, Any] = {"xla_backend_optimization_level": 0}
     if platform == "cpu":
