@@ -2,7 +2,7 @@
 
 A page quotes a measurement with a marker right after the number::
 
-    216 ESS/s<!-- fig: full_issue21.md | dual_moon_2d; flowmc_like | ESS/s -->
+    216 ESS/s<!-- fig: full_continuous.md | dual_moon_2d; flowmc_like | ESS/s -->
 
 ``FILE`` is a path under ``benchmarks/results/`` (or from the repository root). For a
 Markdown file, ``ROW`` lists the leading cells of a table row (separated by ``;``) and
