@@ -10,7 +10,8 @@ ArviZ); the tests then only wait for their job's outcome. A job the background t
 not reached when its test asks for it simply runs then. Jobs get their own compilation
 cache directory: the main process's cache is not safe to share with a concurrent writer.
 
-``python -m tests.background notebook PATH`` executes one notebook (the notebook job).
+``python -m tests.background notebook PATH OUT_DIR`` executes one notebook (the notebook job)
+and writes the executed copy to ``OUT_DIR``, where the docs build test takes it from.
 """
 
 from __future__ import annotations
@@ -100,8 +101,24 @@ BENCHMARK_SMOKE_TESTS = {  # job name -> the test that reads its output
 }
 
 
+_work: Path | None = None
+
+
+def work_dir() -> Path:
+    """The directory the jobs of this session write to (made on first use)."""
+    global _work
+    if _work is None:
+        _work = Path(tempfile.mkdtemp(prefix="flowmc_like_background_"))
+    return _work
+
+
+def executed_notebooks_dir() -> Path:
+    """Where the notebook jobs write their executed notebooks."""
+    return work_dir() / "executed_notebooks"
+
+
 def _make_jobs() -> dict[str, Job]:
-    work = Path(tempfile.mkdtemp(prefix="flowmc_like_background_"))
+    work = work_dir()
     cache = {
         "JAX_COMPILATION_CACHE_DIR": str(work / "jax_cache"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
@@ -137,8 +154,20 @@ def _make_jobs() -> dict[str, Job]:
     for path in NOTEBOOKS:
         jobs[f"notebook:{path.stem}"] = Job(
             f"notebook:{path.stem}",
-            [sys.executable, "-m", "tests.background", "notebook", str(path)],
-            _environment(FLOWMC_LIKE_NOTEBOOK_QUICK="1", **cache),
+            [
+                sys.executable,
+                "-m",
+                "tests.background",
+                "notebook",
+                str(path),
+                str(executed_notebooks_dir()),
+            ],
+            # The kernel plots inline (not Agg), so the executed copies hold the figures.
+            _environment(
+                FLOWMC_LIKE_NOTEBOOK_QUICK="1",
+                MPLBACKEND="module://matplotlib_inline.backend_inline",
+                **cache,
+            ),
             REPO,
         )
     (work / "sharded").mkdir()
@@ -159,6 +188,8 @@ def jobs_for(nodeid: str, fixturenames: Sequence[str]) -> list[str]:
         needed.append("multihost")
     if "::test_notebook_runs[" in nodeid:
         needed.append("notebook:" + nodeid.split("[", 1)[1].rstrip("]"))
+    if "::test_mkdocs_build_with_executed_notebooks" in nodeid:
+        needed += [f"notebook:{path.stem}" for path in NOTEBOOKS]
     return needed
 
 
@@ -191,8 +222,11 @@ def outcome(name: str) -> Outcome:
     return jobs()[name].outcome()
 
 
-def _execute_notebook(path: Path) -> None:
-    """Execute a notebook with nbclient in a fresh kernel; raise on any cell error."""
+def _execute_notebook(path: Path, out_dir: Path) -> None:
+    """Execute a notebook with nbclient in a fresh kernel; raise on any cell error.
+
+    The executed notebook is written to ``out_dir`` under the same name.
+    """
     import nbclient
     import nbformat
 
@@ -211,10 +245,12 @@ def _execute_notebook(path: Path) -> None:
     ]
     if errors:
         raise RuntimeError(f"{path.name}: {errors}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, out_dir / path.name)
     print(f"{path.name}: ok")
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["notebook"] or len(sys.argv) != 3:
-        raise SystemExit("usage: python -m tests.background notebook PATH")
-    _execute_notebook(Path(sys.argv[2]))
+    if sys.argv[1:2] != ["notebook"] or len(sys.argv) != 4:
+        raise SystemExit("usage: python -m tests.background notebook PATH OUT_DIR")
+    _execute_notebook(Path(sys.argv[2]), Path(sys.argv[3]))

@@ -1,7 +1,8 @@
 """Every tutorial notebook runs without error (small settings: FLOWMC_LIKE_NOTEBOOK_QUICK=1).
 
 Each notebook is executed with nbclient in a fresh kernel, by a background job that starts
-when the tests are collected (tests/background.py); the test waits for its outcome.
+when the tests are collected (tests/background.py); the test waits for its outcome. The job
+also keeps the executed notebook, which tests/test_docs.py renders in the docs site.
 """
 
 import json
