@@ -72,3 +72,9 @@ def test_result_dtypes_follow_the_input_under_x64(kernel, model, dtype, n_temper
     for name in ("flat_samples", "flat_warmup_samples", "log_prob", "warmup_log_prob"):
         assert getattr(result, name).dtype == dtype, name
     assert np.isfinite(result.flat_samples).all()
+    for name in ("acceptance_rate", "step_size", "energy", "log_q"):
+        assert result.draw_stats[name].dtype == dtype, name
+    if n_temperatures > 1:  # the per-draw stats of a tempered run are the cold level's
+        is_local = ~result.is_global[0]
+        assert np.all(np.isfinite(result.draw_stats["energy"][:, is_local]))
+        assert np.all(result.draw_stats["step_size"][:, is_local] > 0)

@@ -188,16 +188,6 @@ def test_local_only_runs_warn_about_divergences():
     assert not any("diverged" in message for message in with_flow.warnings)
 
 
-def test_tempered_runs_record_the_cold_level_stats():
-    sampler = fm.Sampler(
-        scaled_normal, n_dim=N_DIM, n_chains=4, n_temperatures=2, local_kernel=fm.HMC(), **TINY
-    )
-    result = sampler.run(jax.random.key(0), jnp.zeros((4, N_DIM)))
-    is_local = ~result.is_global[0]
-    assert np.all(np.isfinite(result.draw_stats["energy"][:, is_local]))
-    assert np.all(result.draw_stats["step_size"][:, is_local] > 0)
-
-
 def test_loop_files_written_before_the_stats_existed_still_load():
     arrays = {
         "trace_position": np.zeros((2, 3, 1)),
