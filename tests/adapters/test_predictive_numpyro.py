@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import flowmc_like as fm
+from tests.helpers.mcse import iid_z_scores
 
 numpyro = pytest.importorskip("numpyro")
 dist = numpyro.distributions
@@ -40,14 +41,6 @@ def conjugate():
     return fm.from_numpyro(conjugate_normal, Y), draws
 
 
-def z_scores(values, mean, variance):
-    """z of the sample mean and sample variance of iid ``values`` against the truth."""
-    n = values.size
-    z_mean = (values.mean() - mean) / np.sqrt(variance / n)
-    z_variance = (values.var(ddof=1) - variance) / (variance * np.sqrt(2 / (n - 1)))
-    return z_mean, z_variance
-
-
 def test_replicates_match_the_exact_posterior_predictive(conjugate):
     """Each replicated y_i ~ N(m_n, s_n^2 + sigma^2) over draws (z-tests), and y_rep - mu
     ~ N(0, sigma^2) at each draw: drawn from the likelihood at the draw, not the prior."""
@@ -57,12 +50,12 @@ def test_replicates_match_the_exact_posterior_predictive(conjugate):
     assert replicated["y"].shape == (N_CHAINS, N_DRAWS, len(Y))
     mean, variance = exact_posterior(Y)
     for i in (0, len(Y) - 1):
-        z_mean, z_variance = z_scores(
+        z_mean, z_variance = iid_z_scores(
             replicated["y"][..., i].astype(float), mean, variance + SIGMA**2
         )
         assert abs(z_mean) < 4 and abs(z_variance) < 4, (i, z_mean, z_variance)
     residual = (replicated["y"] - draws).astype(float)
-    z_mean, z_variance = z_scores(residual, 0.0, SIGMA**2)
+    z_mean, z_variance = iid_z_scores(residual, 0.0, SIGMA**2)
     assert abs(z_mean) < 4 and abs(z_variance) < 4
     again = target.posterior_predictive(jax.random.key(2), draws)
     np.testing.assert_array_equal(again["y"], replicated["y"])  # a key fixes the draws

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 import flowmc_like as fm
+from tests.helpers.mcse import iid_z_scores
 
 pm = pytest.importorskip("pymc")
 
@@ -51,14 +52,6 @@ def conjugate():
     return fm.from_pymc(model), draws
 
 
-def z_scores(values, mean, variance):
-    """z of the sample mean and sample variance of iid ``values`` against the truth."""
-    n = values.size
-    z_mean = (values.mean() - mean) / np.sqrt(variance / n)
-    z_variance = (values.var(ddof=1) - variance) / (variance * np.sqrt(2 / (n - 1)))
-    return z_mean, z_variance
-
-
 def test_replicates_match_the_exact_posterior_predictive(conjugate):
     target, draws = conjugate
     replicated = target.posterior_predictive(jax.random.key(2), draws)
@@ -66,9 +59,9 @@ def test_replicates_match_the_exact_posterior_predictive(conjugate):
     assert replicated["y"].shape == (N_CHAINS, N_DRAWS, len(Y))
     mean, variance = exact_posterior(Y)
     for i in (0, len(Y) - 1):
-        z_mean, z_variance = z_scores(replicated["y"][..., i], mean, variance + SIGMA**2)
+        z_mean, z_variance = iid_z_scores(replicated["y"][..., i], mean, variance + SIGMA**2)
         assert abs(z_mean) < 4 and abs(z_variance) < 4, (i, z_mean, z_variance)
-    z_mean, z_variance = z_scores(replicated["y"] - draws, 0.0, SIGMA**2)  # at each draw
+    z_mean, z_variance = iid_z_scores(replicated["y"] - draws, 0.0, SIGMA**2)  # at each draw
     assert abs(z_mean) < 4 and abs(z_variance) < 4
     again = target.posterior_predictive(jax.random.key(2), draws)
     np.testing.assert_array_equal(again["y"], replicated["y"])  # a key fixes the draws
@@ -143,9 +136,9 @@ def test_constant_data_and_replicates_follow_the_data(regression_target):
         "obs": (1, 200, 6),
         "extra": (1, 200, 2),
     }
-    z_mean, _ = z_scores(replicated["obs"], 4.0, 1.0)
+    z_mean, _ = iid_z_scores(replicated["obs"], 4.0, 1.0)
     assert abs(z_mean) < 4
-    z_mean, _ = z_scores(replicated["extra"], 3.0, 1.0)  # N(b[0], 1)
+    z_mean, _ = iid_z_scores(replicated["extra"], 3.0, 1.0)  # N(b[0], 1)
     assert abs(z_mean) < 4
     np.testing.assert_array_equal(model["X"].get_value(), target.data["X"])
     assert float(model["prior_scale"].get_value()) == 1.0

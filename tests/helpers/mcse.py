@@ -6,7 +6,7 @@ import numpy as np
 
 from flowmc_like.exporters.arviz import ess_bulk
 
-__all__ = ["mean_z_scores", "variance_z_scores"]
+__all__ = ["iid_z_scores", "mean_z_scores", "variance_z_scores"]
 
 
 def mean_z_scores(draws: np.ndarray, true_mean: np.ndarray, true_sd: np.ndarray) -> np.ndarray:
@@ -48,3 +48,20 @@ def variance_z_scores(
     estimate = squared.mean(axis=(0, 1))
     sd_per_draw = np.asarray(true_var) * np.sqrt(kurtosis - 1.0)
     return (estimate - np.asarray(true_var)) / (sd_per_draw / np.sqrt(ess))
+
+
+def iid_z_scores(values: np.ndarray, mean: float, variance: float) -> tuple[float, float]:
+    """z of the sample mean and sample variance of independent Gaussian ``values``.
+
+    Args:
+        values: independent draws (any shape; all are pooled).
+        mean: their exact mean.
+        variance: their exact variance (the variance's z assumes Gaussian draws).
+
+    Returns:
+        ``(z_mean, z_variance)``; a correct draw gives both below about 4 in size.
+    """
+    n = values.size
+    z_mean = (values.mean() - mean) / np.sqrt(variance / n)
+    z_variance = (values.var(ddof=1) - variance) / (variance * np.sqrt(2 / (n - 1)))
+    return float(z_mean), float(z_variance)
