@@ -65,8 +65,10 @@ class RunDiagnostics:
             error above `flowmc_like.phases.DIVERGENCE_THRESHOLD`). In a run without a
             global model, above ``MAX_DIVERGENT_SHARE`` of the local draws it warns: the
             kernel cannot follow the target's curvature there (a funnel's neck), so that
-            region is undersampled. With a global model it only counts them: global moves
-            reach such regions, and R-hat and ``pareto_k`` check the coverage.
+            region is undersampled. With a global model it only counts them: in the flow's
+            latent space the flow's tails make divergent steps common in runs that are
+            right, and the count does not separate right runs from wrong ones
+            (``python -m benchmarks.divergences``).
     """
 
     n_training_loops: int
@@ -140,9 +142,9 @@ def diagnose(
         )
     n_divergent = 0 if diverging is None else int(np.sum(diverging))
     n_local = 0 if is_local is None else int(np.sum(is_local)) * production_draws.shape[0]
-    # With a global model a divergent local step is a rejected move in a region the global
-    # moves still reach (where the flow extrapolates in latent space, its tails make many),
-    # and R-hat and the Pareto k test the coverage; local-only runs warn as Stan does.
+    # With a global model, local steps in the flow's latent space diverge where the flow's
+    # tails extrapolate, in right runs as in wrong ones (benchmarks.divergences): counted,
+    # not warned about. Local-only runs warn as Stan does.
     if not has_global and n_local and n_divergent > MAX_DIVERGENT_SHARE * n_local:
         messages.append(
             f"{n_divergent} of {n_local} production local steps diverged (energy error "
