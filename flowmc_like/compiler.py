@@ -40,6 +40,7 @@ from flowmc_like.target import (
     restart_nonfinite_replicas,
 )
 from flowmc_like.tempering import HotDraws
+from flowmc_like.training.variational import CHUNK_STEPS, VariationalPlan, variational_plan
 
 __all__ = ["PreparedRun", "WarmStart", "clear_compile_cache", "prepare_run"]
 
@@ -60,6 +61,10 @@ class PreparedRun(NamedTuple):
         data: the ``data`` pytree, placed on the devices.
         latent_mode: where the local kernel runs (`flowmc_like.programs.latent_mode`).
         warm_start: what the run took over from an earlier one, or None.
+        variational: the model's pre-training before the first loop
+            (`flowmc_like.training.variational`; none after a warm start with a model).
+        global_model: the model the run uses (``symmetric`` resolved), set by the `Sampler`.
+        choices: what the run chose before compiling (`flowmc_like.symmetry`).
     """
 
     programs: Programs
@@ -74,6 +79,9 @@ class PreparedRun(NamedTuple):
     data: PyTree
     latent_mode: str = "x"
     warm_start: Any = None
+    variational: VariationalPlan = VariationalPlan(0, 0, False)
+    global_model: Any = None
+    choices: tuple[str, ...] = ()
 
 
 class WarmStart(NamedTuple):
@@ -88,12 +96,14 @@ class WarmStart(NamedTuple):
         global_acceptance: the earlier run's mean global acceptance in production (NaN
             without one): what its model achieved, which an automatic warm-started run
             trains back to (`flowmc_like.schedule.training_decision`).
+        model: the earlier run's global model as it resolved it (``symmetric`` decided).
     """
 
     model_params: Any
     kernel_params: Any
     in_latent_space: bool = False
     global_acceptance: float = float("nan")
+    model: Any = None
 
 
 _CACHE_SIZE = 8
@@ -220,6 +230,9 @@ def prepare_run(
         train_state = train_state._replace(
             params=_warm_model_params(train_state.params, warm_start.model_params, layout)
         )
+    plan = variational_plan(model, config)
+    if warm_start is not None and warm_start.model_params is not None:
+        plan = VariationalPlan(0, 0, False)  # the model has trained already
     initial_state = LoopState(
         states=states,
         adapt_state=adapt_state,
@@ -231,7 +244,14 @@ def prepare_run(
         tempering=tempering,
     )
     return PreparedRun(
-        programs=Programs(None, compiled["local"], compiled.get("global"), compiled.get("train")),
+        programs=Programs(
+            None,
+            compiled["local"],
+            compiled.get("global"),
+            compiled.get("train"),
+            compiled.get("variational"),
+            compiled.get("restart"),
+        ),
         spec=spec,
         n_chains=n_chains,
         n_dim=n_dim,
@@ -243,6 +263,7 @@ def prepare_run(
         data=data,
         latent_mode=latent_mode(model, config),
         warm_start=warm_start,
+        variational=plan,
     )
 
 
@@ -333,6 +354,17 @@ def _compile(
             compiler.submit(
                 "global", programs.global_.lower(loop_key, states, train_state.params, data)
             )
+            if programs.variational is not None:
+                betas_info = jax.ShapeDtypeStruct((CHUNK_STEPS,), jnp.result_type(float))
+                compiler.submit(
+                    "variational",
+                    programs.variational.lower(
+                        loop_key, np.int32(0), train_state, betas_info, data
+                    ),
+                )
+                compiler.submit(
+                    "restart", programs.restart.lower(loop_key, train_state.params, data)
+                )
         latent_params = train_state.params if latent_mode(model, config) != "x" else None
         compiler.submit(
             "local",

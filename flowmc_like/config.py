@@ -41,6 +41,13 @@ class SamplerConfig:
         reverse_kl_weight: weight ``lambda >= 0`` of a reverse-KL (variational) term added to
             the maximum-likelihood loss, ``NLL + lambda * KL(q || p)``, estimated from
             ``batch_size`` fresh model draws per optimiser step (0: off).
+        n_variational_steps: optimiser steps of variational pre-training before the first
+            loop (`flowmc_like.training.variational`): the model is fitted to the target by
+            reverse KL from its own draws, with the target annealed as ``p^beta``, ``beta``
+            rising linearly to 1. None (the default): for a discrete model, annealing over
+            ``ANNEAL_STEPS`` steps, then on until the estimated acceptance levels off
+            (at most ``MAX_STEPS``); for a continuous flow none. 0: none. Skipped when the
+            run starts from an earlier run's model (``warm_start``).
         validation_fraction: fraction of the chains (at least one) held out each training
             loop to validate the model; each loop keeps the epoch with the lowest validation
             loss (early stopping). 0 disables it (as does a single chain).
@@ -76,6 +83,7 @@ class SamplerConfig:
     n_window_loops: int | None = None
     global_chunk_size: int = 4096
     reverse_kl_weight: float = 0.0
+    n_variational_steps: int | None = None
     validation_fraction: float = 0.2
     local_in_latent_space: bool | None = None
     n_temperatures: int = 1
@@ -101,6 +109,14 @@ class SamplerConfig:
         ):
             object.__setattr__(
                 self, name, _validation.check_int(name, getattr(self, name), owner=owner)
+            )
+        if self.n_variational_steps is not None:
+            object.__setattr__(
+                self,
+                "n_variational_steps",
+                _validation.check_int(
+                    "n_variational_steps", self.n_variational_steps, minimum=0, owner=owner
+                ),
             )
         for name in ("n_local_steps", "n_global_steps"):
             object.__setattr__(

@@ -69,6 +69,9 @@ class RunDiagnostics:
             latent space the flow's tails make divergent steps common in runs that are
             right, and the count does not separate right runs from wrong ones
             (``python -m benchmarks.divergences``).
+        choices: what the run chose by itself before its loops, one sentence each: the
+            model's variational pre-training (steps, annealing, the acceptance it reached,
+            seconds) and a symmetry found in the target.
     """
 
     n_training_loops: int
@@ -84,6 +87,7 @@ class RunDiagnostics:
     round_trips: int = 0
     barrier: float = float("nan")
     n_divergent: int = 0
+    choices: tuple[str, ...] = ()
 
     @property
     def is_trusted(self) -> bool:

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import jax.numpy as jnp
 import numpy as np
 
 from flowmc_like import schedule
@@ -24,8 +25,9 @@ from flowmc_like.exporters.arviz import pareto_k
 from flowmc_like.programs import LoopState
 from flowmc_like.records import LoopOutput, LoopRecord, RunProgress, loop_output
 from flowmc_like.result import SamplerResult, assemble_result
+from flowmc_like.training import variational
 
-__all__ = ["LoopObserver", "drive", "run_loops"]
+__all__ = ["LoopObserver", "drive", "pretrain", "run_loops"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ def drive(
         diverging=np.concatenate([output.trace.diverging for output in production], axis=1),
         is_local=np.concatenate([~output.is_global for output in production]),
     )
+    verdict = dataclasses.replace(verdict, choices=tuple(progress.choices))
     for message in verdict.warnings:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
     return assemble_result(
@@ -83,6 +86,7 @@ def drive(
             "compile": prepared.compile_seconds,
             "training": progress.seconds["training"],
             "production": progress.seconds["production"],
+            "variational": progress.seconds.get("variational", 0.0),
             "total": progress.seconds["previous_total"] + time.perf_counter() - start,
         },
         diagnostics=verdict,
@@ -110,6 +114,10 @@ def run_loops(
     """
     layout = prepared.layout
     has_global = prepared.programs.global_ is not None
+    if progress.n_done == 0:
+        progress.choices.extend(prepared.choices)
+    if progress.n_done == 0 and prepared.variational.max_steps > 0:
+        state = pretrain(prepared, state, progress)
     bar = _progress_bar(config, progress.n_done)
     try:
         while not _is_run_over(progress):
@@ -158,6 +166,58 @@ def run_loops(
             stacklevel=5,
         )
     return state
+
+
+def pretrain(prepared: PreparedRun, state: LoopState, progress: RunProgress) -> LoopState:
+    """Variational pre-training of the model before the first loop (`prepared.variational`).
+
+    Chunks of `variational.CHUNK_STEPS` reverse-KL steps, ``beta`` annealed to 1; an
+    automatic plan stops when `variational.is_variational_done` says so. A chunk whose
+    estimate or parameters are not finite is discarded and pre-training stops with the
+    last good model. The time counts as training; what was done goes to
+    ``progress.choices``.
+    """
+    plan, layout = prepared.variational, prepared.layout
+    start = time.perf_counter()
+    key_data = layout.put(prepared.loop_keys[0][3], layout.replicated)
+    train_state, acceptances, n_done, reason = state.train_state, [], 0, ""
+    while n_done < plan.max_steps:
+        betas = variational.annealing_betas(n_done, variational.CHUNK_STEPS, plan.n_anneal)
+        betas = betas.astype(jnp.result_type(float))
+        inputs = layout.put((np.int32(n_done // variational.CHUNK_STEPS), betas), layout.replicated)
+        new_state, chunk, is_finite = prepared.programs.variational(
+            key_data, *inputs[:1], train_state, inputs[1], prepared.data
+        )
+        if not bool(layout.to_host(is_finite)):
+            reason = "a step's estimate or parameters were not finite (its chunk discarded)"
+            logger.warning("variational pre-training stopped: %s", reason)
+            break
+        train_state, n_done = new_state, n_done + variational.CHUNK_STEPS
+        acceptances.append(float(layout.to_host(chunk.acceptance)))
+        logger.info(
+            "variational pre-training: %d steps, acceptance between the model's draws %.3f",
+            n_done,
+            acceptances[-1],
+        )
+        if plan.is_automatic:
+            is_done, reason = variational.is_variational_done(n_done, acceptances, plan.n_anneal)
+            if is_done:
+                break
+    restarted = n_done > 0
+    if restarted:  # the chains start where the model puts its mass, not at the given starts
+        states = prepared.programs.restart(key_data, train_state.params, prepared.data)
+        state = state._replace(states=states)
+    seconds = time.perf_counter() - start
+    progress.seconds["training"] += seconds
+    progress.seconds["variational"] = progress.seconds.get("variational", 0.0) + seconds
+    reached = f"{acceptances[-1]:.2f}" if acceptances else "nan"
+    why = f" ({reason})" if reason else ""
+    progress.choices.append(
+        f"variational pre-training: {n_done} reverse-KL steps, the target annealed over "
+        f"{min(plan.n_anneal, n_done)}, acceptance between its own draws {reached}{why}, "
+        f"{seconds:.1f} s" + ("; the chains restarted at its draws" if restarted else "")
+    )
+    return state._replace(train_state=train_state)
 
 
 def _is_run_over(progress: RunProgress) -> bool:

@@ -127,6 +127,7 @@ def load_result(path: str | os.PathLike[str], *, target: Any = None) -> SamplerR
     if info["diagnostics"] is not None:
         values = dict(info["diagnostics"])
         values["warnings"] = tuple(values.get("warnings", ()))
+        values["choices"] = tuple(values.get("choices", ()))
         diagnostics = RunDiagnostics(**values)
     constrain = log_density = data = None
     if target is not None:

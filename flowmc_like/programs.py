@@ -49,6 +49,11 @@ from flowmc_like.training.data import (
 )
 from flowmc_like.training.optim import make_optimizer
 from flowmc_like.training.trainer import ReverseKL, init_train_state, train_model
+from flowmc_like.training.variational import (
+    train_variational,
+    variational_plan,
+    variational_samples,
+)
 
 __all__ = [
     "LoopState",
@@ -91,13 +96,17 @@ class Programs(NamedTuple):
     """The run's programs (jitted functions, or their compiled executables).
 
     ``global_`` and ``train`` are None for runs without global moves; ``setup`` is None once
-    it has run.
+    it has run; ``variational`` (the pre-training, `flowmc_like.training.variational`) and
+    ``restart`` (chains restarted at the pre-trained model's draws) are None unless the run
+    pre-trains its model.
     """
 
     setup: Callable[..., Any] | None
     local: Callable[..., Any]
     global_: Callable[..., Any] | None
     train: Callable[..., Any] | None
+    variational: Callable[..., Any] | None = None
+    restart: Callable[..., Any] | None = None
 
 
 HOT_EXAMPLE_SHARE = 0.25
@@ -185,6 +194,10 @@ def program_shardings(
             (replicated, replicated, state.buffer, chains, chains, chains, replicated, replicated),
             (state.buffer, replicated, replicated, replicated),
         ),
+        # (key, chunk index, train_state, betas, data) -> (train_state, chunk, is_finite)
+        "variational": ((replicated,) * 5, (replicated,) * 3),
+        # (key, model_params, data) -> kernel states
+        "restart": ((replicated,) * 3, chains),
     }
 
 
@@ -457,4 +470,29 @@ def build_programs(
         )
         return buffer, new_state, losses, is_finite
 
-    return Programs(setup, local, global_, train)
+    variational = restart = None
+    if variational_plan(model, config).max_steps > 0:
+
+        @jit("variational")
+        def variational(key_data, chunk_index, train_state, betas, data):
+            """`train_variational` for one chunk of steps (its key: the chunk's fold-in)."""
+            key = jax.random.fold_in(wrap(key_data), chunk_index)
+            return train_variational(
+                model,
+                optimizer,
+                key,
+                train_state,
+                betas,
+                functools.partial(flat_log_prob, data=data),
+                variational_samples(config),
+            )
+
+        @jit("restart")
+        def restart(key_data, model_params, data):
+            """Kernel states at ``n_chains`` fresh draws of the (pre-trained) model."""
+            keys = jax.random.split(jax.random.fold_in(wrap(key_data), 1 << 20), n_chains)
+            draws, _ = jax.vmap(lambda k: model.sample_and_log_prob(model_params, k))(keys)
+            log_prob_fn = functools.partial(flat_log_prob, data=data)
+            return init_kernel_states(kernel, log_prob_fn, draws)
+
+    return Programs(setup, local, global_, train, variational, restart)

@@ -302,13 +302,19 @@ class RunProgress:
         outputs: one `LoopOutput` per finished loop.
         seconds: wall seconds spent in ``training`` and ``production`` loops, and
             ``previous_total``: the total of the sessions before a resume.
+        choices: what the run chose by itself before its loops, one sentence each (the
+            variational pre-training, a symmetry of the target); `RunDiagnostics.choices`.
     """
 
     def __init__(
-        self, outputs: list[LoopOutput] | None = None, seconds: dict[str, float] | None = None
+        self,
+        outputs: list[LoopOutput] | None = None,
+        seconds: dict[str, float] | None = None,
+        choices: list[str] | None = None,
     ) -> None:
         self.outputs = outputs or []
         self.seconds = seconds or {"training": 0.0, "production": 0.0, "previous_total": 0.0}
+        self.choices = choices or []
 
     @property
     def n_done(self) -> int:

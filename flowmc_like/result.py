@@ -50,7 +50,8 @@ class SamplerResult:
         global_acceptance: ``(n_chains,)`` mean global acceptance probability in production
             (NaN without a global model).
         history: per-loop `History`.
-        timings: wall seconds: ``compile``, ``training``, ``production``, ``total``.
+        timings: wall seconds: ``compile``, ``training`` (the variational pre-training
+            included), ``production``, ``variational`` (the pre-training alone) and ``total``.
         kernel_params: the frozen kernel params used in production (numpy pytree).
         model_params: the final model params (numpy pytree), or None without a model.
         position_spec: how flat positions map to the user's layout and names.

@@ -7,6 +7,7 @@ taken from an earlier result, and the key that identifies a target's compiled pr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,11 @@ __all__ = [
     "DEFAULT_MODEL",
     "check_moves",
     "check_tempering",
+    "default_steps",
     "optional_count",
     "program_identity",
     "resolve_kernel_and_model",
+    "same_model",
     "unwrap_model_target",
     "warm_start_of",
 ]
@@ -56,6 +59,32 @@ def unwrap_model_target(log_prob: Any, n_dim: int | None) -> tuple[Any, int | No
             f"{log_prob.n_dim}; leave n_dim out"
         )
     return log_prob.log_prob, log_prob.n_dim
+
+
+DISCRETE_STEPS = (10, 40)
+"""``(n_local_steps, n_global_steps)`` of a run with a discrete model, by default."""
+
+
+def default_steps(
+    model: AbstractGlobalModel | None, n_local_steps: Any, n_global_steps: Any
+) -> tuple[Any, Any]:
+    """The steps per loop: those given, else `DISCRETE_STEPS` with a discrete model.
+
+    Without a discrete model, the `SamplerConfig` defaults (50 local, 25 global).
+    """
+    is_discrete = isinstance(model, AbstractDiscreteModel)
+    local, global_ = (
+        DISCRETE_STEPS
+        if is_discrete
+        else (
+            SamplerConfig.n_local_steps,
+            SamplerConfig.n_global_steps,
+        )
+    )
+    return (
+        local if n_local_steps is None else n_local_steps,
+        global_ if n_global_steps is None else n_global_steps,
+    )
 
 
 def optional_count(name: str, value: Any) -> int | None:
@@ -195,6 +224,19 @@ class _Identity:
         return isinstance(other, _Identity) and other.value is self.value
 
 
+def same_model(trained: Any, model: Any) -> bool:
+    """``trained`` (a run's resolved model) is ``model``, whose ``symmetric`` may be left None.
+
+    A model built with ``symmetric=None`` lets the run decide (`flowmc_like.symmetry`); the
+    run's result holds the model it decided on.
+    """
+    if trained == model:
+        return True
+    if getattr(model, "symmetric", False) is None and hasattr(trained, "symmetric"):
+        return dataclasses.replace(model, symmetric=trained.symmetric) == trained
+    return False
+
+
 def warm_start_of(result: Any, sampler: Any) -> WarmStart | None:
     """The params a run takes over from ``result`` (checked against ``sampler``), or None."""
     if result is None:
@@ -211,7 +253,8 @@ def warm_start_of(result: Any, sampler: Any) -> WarmStart | None:
                 f"Sampler.run: warm_start comes from a run with {name}={theirs!r}; this sampler "
                 f"has {mine!r}. Warm-start from a run with the same {name}"
             )
-    if result.global_model is not None and result.global_model != sampler.global_model:
+    trained = result.global_model
+    if trained is not None and not same_model(trained, sampler.global_model):
         raise ValueError(
             f"Sampler.run: warm_start's global_model {result.global_model!r} differs from "
             f"this sampler's {sampler.global_model!r}; its trained params would not fit"
@@ -220,4 +263,5 @@ def warm_start_of(result: Any, sampler: Any) -> WarmStart | None:
     in_latent = bool(np.any(result.history.in_latent_space[-1:]))
     acceptance = np.asarray(result.global_acceptance, dtype=float)
     reached = float(np.mean(acceptance)) if acceptance.size else float("nan")
-    return WarmStart(model_params, result.kernel_params, in_latent, reached)
+    model = result.global_model if sampler.global_model is not None else None
+    return WarmStart(model_params, result.kernel_params, in_latent, reached, model)

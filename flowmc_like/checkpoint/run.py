@@ -135,7 +135,11 @@ class RunCheckpoint:
         files.save_loop(self.directory, loop_index, output.to_arrays())
         seconds = dict(progress.seconds)
         seconds["previous_total"] += time.perf_counter() - self.start
-        files.save_state(self.directory, host_state, {"n_done": loop_index + 1, "seconds": seconds})
+        files.save_state(
+            self.directory,
+            host_state,
+            {"n_done": loop_index + 1, "seconds": seconds, "choices": list(progress.choices)},
+        )
 
 
 def read_sampler_args(directory: Path) -> dict[str, Any]:
@@ -207,4 +211,4 @@ def load_progress(
         LoopOutput.from_arrays(files.load_loop(directory, index))
         for index in range(int(meta["n_done"]))
     ]
-    return state, RunProgress(outputs, dict(meta["seconds"]))
+    return state, RunProgress(outputs, dict(meta["seconds"]), list(meta.get("choices", [])))

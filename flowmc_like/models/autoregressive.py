@@ -86,9 +86,12 @@ class Autoregressive(AbstractDiscreteModel):
             keeps the per-draw cost linear in ``n_dim`` (each extra layer of width ``H`` adds
             ``O(n_dim * H^2)``) and is ample for short-range interactions; ``()`` gives a
             masked linear map (a softmax autoregression, ``O(n_dim^2 K^2)`` parameters).
-        symmetric: average over the cyclic relabelling group (see above). Default False: it
-            is only correct to want it when the target is invariant, and costs ``K`` forward
-            passes per density evaluation.
+        symmetric: average over the cyclic relabelling group (see above); it is only
+            right when the target is invariant, and costs ``K`` forward passes per density
+            evaluation. None (the default): the `Sampler` tests the target's invariance on
+            random states and the chains' starts before compiling and decides
+            (`flowmc_like.symmetry`; ``result.diagnostics.choices`` says what it chose);
+            used outside a run, None acts as False.
         direct_connections: add the direct input-to-output weights (``(n_dim K)^2`` of them;
             ignored when ``hidden_sizes=()``, which is that map alone). Default True: a
             site's conditional is dominated by a near-linear function of its already-drawn
@@ -113,7 +116,7 @@ class Autoregressive(AbstractDiscreteModel):
 
     n_categories: int = 2
     hidden_sizes: tuple[int, ...] = (128,)
-    symmetric: bool = False
+    symmetric: bool | None = None
     direct_connections: bool = True
 
     def __post_init__(self) -> None:
@@ -122,8 +125,12 @@ class Autoregressive(AbstractDiscreteModel):
         object.__setattr__(self, "n_categories", n_categories)
         hidden_sizes = check_sizes("hidden_sizes", self.hidden_sizes, owner=owner)
         object.__setattr__(self, "hidden_sizes", hidden_sizes)
-        for name in ("symmetric", "direct_connections"):
-            object.__setattr__(self, name, check_bool(name, getattr(self, name), owner=owner))
+        if self.symmetric is not None:
+            object.__setattr__(
+                self, "symmetric", check_bool("symmetric", self.symmetric, owner=owner)
+            )
+        direct = check_bool("direct_connections", self.direct_connections, owner=owner)
+        object.__setattr__(self, "direct_connections", direct)
 
     # ---- helpers
 
@@ -276,7 +283,7 @@ class Autoregressive(AbstractDiscreteModel):
 
     def n_uniforms(self, n_dim: int) -> int:
         """``(n_dim + symmetric) * K``: the uniforms behind the Gumbel draws of one event."""
-        return (n_dim + int(self.symmetric)) * self.n_categories
+        return (n_dim + int(bool(self.symmetric))) * self.n_categories
 
     def sample_and_log_prob_from_uniform(
         self, params: ModelParams, uniform: Array

@@ -34,7 +34,7 @@ def test_result_fields_and_shapes():
     assert history.loss.shape == (4, 2)
     assert history.is_training.tolist() == [True, True, False, False]
     assert np.isfinite(history.loss[:2]).all() and np.isnan(history.loss[2:]).all()
-    assert set(result.timings) == {"compile", "training", "production", "total"}
+    assert set(result.timings) == {"compile", "training", "production", "variational", "total"}
     # log_prob field matches the target at the draws
     np.testing.assert_allclose(
         result.log_prob, -0.5 * (result.samples**2).sum(-1), rtol=1e-5, atol=1e-5

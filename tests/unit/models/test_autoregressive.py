@@ -357,7 +357,7 @@ def test_protocol_space_and_export():
 
 def test_defaults_and_value_semantics():
     model = Autoregressive()
-    assert model == Autoregressive(n_categories=2, hidden_sizes=(128,), symmetric=False)
+    assert model == Autoregressive(n_categories=2, hidden_sizes=(128,), symmetric=None)
     assert Autoregressive(hidden_sizes=[16, 8]).hidden_sizes == (16, 8)
     assert Autoregressive(n_categories=np.int64(3)).n_categories == 3
     assert Autoregressive(symmetric=np.bool_(True)).symmetric is True
