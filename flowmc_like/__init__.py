@@ -34,6 +34,7 @@ from flowmc_like.models.base import (
 )
 from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.models.rq_spline import RQSpline
+from flowmc_like.pairwise import PairwiseTarget, make_pairwise
 from flowmc_like.result import History, SamplerResult
 from flowmc_like.sampler import Sampler
 
@@ -58,6 +59,7 @@ __all__ = [
     "MALA",
     "ModelParams",
     "ModelTarget",
+    "PairwiseTarget",
     "RQSpline",
     "RandomWalk",
     "RealNVP",
@@ -75,6 +77,7 @@ __all__ = [
     "load_approximation",
     "load_result",
     "make_ising",
+    "make_pairwise",
     "make_potts",
     "mh_accept",
     "no_adaptation",
