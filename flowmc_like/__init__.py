@@ -32,6 +32,7 @@ from flowmc_like.models.base import (
     AbstractGlobalModel,
     ModelParams,
 )
+from flowmc_like.models.lattice_autoregressive import LatticeAutoregressive
 from flowmc_like.models.real_nvp import RealNVP
 from flowmc_like.models.rq_spline import RQSpline
 from flowmc_like.pairwise import PairwiseTarget, make_pairwise
@@ -54,6 +55,7 @@ __all__ = [
     "EvidenceWarning",
     "HMC",
     "History",
+    "LatticeAutoregressive",
     "LatticeTarget",
     "LogEvidence",
     "MALA",

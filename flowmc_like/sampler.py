@@ -114,8 +114,7 @@ class Sampler:
         n_global_steps: global proposals per chain per loop (ignored without a model). None
             (the default): 25, or 40 with a discrete model: a discrete model's proposal is a
             whole new state, which decorrelates a chain much more than a sweep does once
-            the model is good (on the SK spin glass, the production draws gave about three
-            times the ESS per second of a 50/25 split; `benchmarks.discrete_scale`).
+            the model is good.
         n_epochs: training epochs per training loop.
         batch_size: training minibatch size.
         learning_rate: Adam learning rate.
