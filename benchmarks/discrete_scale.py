@@ -27,8 +27,10 @@ Samplers, all from the same starts:
 - ``flowmc_like_long``, ``flowmc_like_ml_only`` and ``flowmc_like_lattice``: the variants of
   `FLOWMC_LIKE_VARIANTS`; `SKIPPED` lists what a case leaves out.
 
-Observables: the energy E and, for Ising, |m|; for SK the overlap ``q`` of the chains paired
-(0, 1), (2, 3), ... (``|q|`` and ``q^2``), whose ESS is over the ``n_chains / 2`` pairs. The
+Observables: the energy E and, for Ising, |m| and the share of draws with m > 0 (exactly
+1/2 by symmetry: its z-score catches chains that never leave one ordered phase); for SK the
+overlap ``q`` of the chains paired (0, 1), (2, 3), ... (``|q|`` and ``q^2``), whose ESS is
+over the ``n_chains / 2`` pairs. The
 whole-run ESS/s is ArviZ's bulk ESS over the whole wall time (compile, pre-training,
 training and production). Exactness: Ising E against Kaufman's finite-torus formula;
 |m| against Wolff's estimate (combined standard errors); SK against a long parallel-tempering
@@ -145,7 +147,8 @@ def observables(case: Case, target: Any, states: np.ndarray) -> dict[str, np.nda
     energy = np.asarray(jax.jit(target.energy)(states), np.float64)
     sigma = 2.0 * states.astype(np.float64) - 1.0
     if case.kind == "ising":
-        return {"energy": energy, "abs_m": np.abs(sigma.mean(-1))}
+        m = sigma.mean(-1)
+        return {"energy": energy, "abs_m": np.abs(m), "m_positive": (m > 0) + 0.5 * (m == 0)}
     n_pairs = states.shape[0] // 2
     q = np.mean(sigma[0 : 2 * n_pairs : 2] * sigma[1 : 2 * n_pairs : 2], axis=-1)
     return {"energy": energy, "abs_q": np.abs(q), "q2": q**2}
@@ -165,7 +168,12 @@ def _sampler_run(case: Case, sampler: str, seed: int, n_chains: int) -> dict[str
         from benchmarks.wolff import run_wolff
 
         out = run_wolff(target, x0, seed, WOLFF["n_burn_in"], WOLFF["n_updates"])
-        series = {"energy": out["energy"], "abs_m": np.abs(out["magnetization"])}
+        m = np.asarray(out["magnetization"])
+        series = {
+            "energy": out["energy"],
+            "abs_m": np.abs(m),
+            "m_positive": (m > 0) + 0.5 * (m == 0),
+        }
         timings = dict(out["timings"])
         return {"series": series, "timings": timings, "global_acceptance": None, "choices": []}
     if sampler in FLOWMC_LIKE_VARIANTS:
@@ -217,7 +225,8 @@ def _estimate(series: np.ndarray) -> dict[str, float]:
     return {
         "mean": float(np.mean(series)),
         "ess": ess,
-        "se": sd / math.sqrt(ess) if ess > 0 else float("inf"),
+        # a constant series (every chain in one phase) is exactly its mean: no error to allow
+        "se": 0.0 if sd == 0 else (sd / math.sqrt(ess) if ess > 0 else float("inf")),
         "r_hat": float(er["r_hat"][0]),
     }
 
@@ -285,18 +294,23 @@ def metrics(case: Case, run: dict[str, Any], references: dict[str, Any]) -> dict
             ref = {"mean": exact_energy(case), "se": 0.0}
         elif case.kind == "sk":
             ref = references.get(case.name, {}).get("estimates", {}).get(name)
+        elif name == "m_positive":  # the two ordered phases weigh the same by symmetry
+            ref = {"mean": 0.5, "se": 0.0}
         elif name == "abs_m" and "wolff" in references.get("_ising", {}).get(case.name, {}):
             ref = references["_ising"][case.name]["wolff"]
         if ref is not None:
             se = math.hypot(est["se"], ref["se"])
-            z = (est["mean"] - ref["mean"]) / se if se > 0 else float("inf")
+            difference = est["mean"] - ref["mean"]
+            z = difference / se if se > 0 else (0.0 if difference == 0 else float("inf"))
             out[f"z_{name}"] = z
             z_values.append(abs(z))
     names = list(run["series"])
     second = names[1]  # |m| or |q|
     out["min_ess_per_s"] = min(out["ess_per_s_energy"], out[f"ess_per_s_{second}"])
     out["max_abs_z"] = max(z_values) if z_values else None
-    out["max_r_hat"] = max(out[name]["r_hat"] for name in names)
+    out["max_r_hat"] = max(out[name]["r_hat"] for name in names[:2])
+    if "m_positive" in out:  # chains stuck in one phase: their sign never changes
+        out["r_hat_sign"] = out["m_positive"]["r_hat"]
     out["training_share"] = (
         run["timings"].get("training", 0.0) + run["timings"].get("compile", 0.0)
     ) / total
@@ -374,7 +388,9 @@ def run_all(
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
         return f"{value:.{digits}g}"
@@ -388,8 +404,8 @@ def render(path: Path) -> str:
     lines = [
         "<!-- --8<-- [start:discrete_scale] -->",
         "| case | sampler | E ESS/s | |m| or |q| ESS/s | ESS/s vs Metropolis | max abs z | "
-        "max R-hat | global acc | training share | total s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "max R-hat | P(m > 0) | global acc | training share | total s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     metropolis = {
         r["case"]: r["metrics"]["min_ess_per_s"] for r in records if r["sampler"] == "metropolis"
@@ -402,7 +418,8 @@ def render(path: Path) -> str:
         lines.append(
             f"| {r['case']} | {r['sampler']} | {_fmt(m['ess_per_s_energy'])} | "
             f"{_fmt(m[f'ess_per_s_{second}'])} | {_fmt(ratio)} | {_fmt(m['max_abs_z'], 2)} | "
-            f"{_fmt(m['max_r_hat'], 3)} | {_fmt(r['global_acceptance'], 2)} | "
+            f"{_fmt(m['max_r_hat'], 3)} | {_fmt(m.get('m_positive', {}).get('mean'), 2)} | "
+            f"{_fmt(r['global_acceptance'], 2)} | "
             f"{_fmt(m['training_share'], 2)} | {_fmt(r['timings']['total'], 3)} |"
         )
     lines.append("<!-- --8<-- [end:discrete_scale] -->")
