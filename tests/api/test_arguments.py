@@ -112,6 +112,7 @@ TABLE: list[Row] = [
     row("Sampler", "n_window_loops", "3", 0),
     row("Sampler", "global_chunk_size", "4096", 0),
     row("Sampler", "reverse_kl_weight", "high", -1.0),
+    row("Sampler", "n_variational_steps", "200", -1),
     row("Sampler", "validation_fraction", "0.2", 1.0),
     row(
         "Sampler",
