@@ -412,7 +412,7 @@ def render(path: Path) -> str:
     records = payload["records"]
     lines = [
         "<!-- --8<-- [start:discrete_scale] -->",
-        "| case | sampler | E ESS/s | |m| or |q| ESS/s | ESS/s vs Metropolis | "
+        "| case | sampler | E ESS/s | \\|m\\| or \\|q\\| ESS/s | ESS/s vs Metropolis | "
         "production-only ESS/s | max abs z | max R-hat | P(m > 0) | global acc | "
         "training share | total s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
