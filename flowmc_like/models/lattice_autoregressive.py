@@ -156,27 +156,44 @@ class LatticeAutoregressive(AbstractDiscreteModel):
         Counts ``(..., K)`` and the site ``i`` ``(...)``; one formula for `log_prob` (all
         sites at once) and the sampler (one site), so both see the same inputs.
         """
-        rows, cols = self.shape
+        cols = self.shape[1]
         dtype = before.dtype
         position, col = i.astype(dtype), (i % cols).astype(dtype)
-        return jnp.concatenate(
-            [
-                before / jnp.maximum(position, 1.0)[..., None],
-                (position / self.n_sites)[..., None],
-                row_before / jnp.maximum(col, 1.0)[..., None],
-                (col / cols)[..., None],
-                above / cols,
-            ],
-            axis=-1,
+        parts = [
+            before / jnp.maximum(position, 1.0)[..., None],
+            (position / self.n_sites)[..., None],
+            row_before / jnp.maximum(col, 1.0)[..., None],
+            (col / cols)[..., None],
+            above / cols,
+        ]
+        return jnp.concatenate(parts, axis=-1)
+
+    def _all_features(self, one_hot: Array) -> Array:
+        """``g_i`` of every site ``(N, F)`` from the event's one-hot ``(N, K)``."""
+        rows, cols = self.shape
+        n, k = one_hot.shape
+        grid = one_hot.reshape(rows, cols, k)
+        row_total = jnp.sum(grid, axis=1)  # (rows, K)
+        above = jnp.concatenate([jnp.zeros_like(row_total[:1]), row_total[:-1]])
+        return self._features(
+            jnp.cumsum(one_hot, axis=0) - one_hot,
+            (jnp.cumsum(grid, axis=1) - grid).reshape(n, k),
+            jnp.repeat(above, cols, axis=0),
+            jnp.arange(n),
         )
 
-    def _conditional_logits(self, params: ModelParams, x: Array, i: Array) -> Array:
-        """Logits ``(..., K)`` of inputs ``x`` ``(..., S K + F)`` at sites ``i`` ``(...)``."""
-        p, h = params.trainable, self.hidden_size
-        pre = x @ p["input"]["kernel"]
-        hidden = jax.nn.gelu(pre[..., :h] + p["input"]["bias"])
-        out = hidden @ p["output"]["kernel"] + p["output"]["bias"]
-        return out + pre[..., h:] + p["site_bias"][i]
+    def _head(self, params: ModelParams, pre: Array, site_bias: Array) -> Array:
+        """Logits ``(..., K)`` from ``pre = [W_1; D] x`` ``(..., H + K)`` and ``c_i`` ``(..., K)``.
+
+        ``W_2 gelu(pre_H + b_1) + D x`` as one product with ``[W_2; I_K]`` (no slicing of
+        ``pre``, which XLA would copy).
+        """
+        p, h, k = params.trainable, self.hidden_size, self.n_categories
+        dtype = pre.dtype
+        z = pre + jnp.concatenate([p["input"]["bias"], jnp.zeros((k,), dtype)])
+        act = jnp.where(jnp.arange(h + k) < h, jax.nn.gelu(z), z)
+        w_out = jnp.concatenate([p["output"]["kernel"], jnp.eye(k, dtype=dtype)])
+        return act @ w_out + p["output"]["bias"] + site_bias
 
     def _check_event(self, x: ArrayLike) -> Array:
         s = jnp.asarray(x)
@@ -192,16 +209,42 @@ class LatticeAutoregressive(AbstractDiscreteModel):
             )
         return s.astype(jnp.int32)
 
-    def _log_q(self, params: ModelParams, s: Array) -> Array:
-        """``log q(s)`` of the unsymmetrised model, one batched pass; ``s`` in range."""
-        one_hot = jax.nn.one_hot(s, self.n_categories, dtype=self._dtype(params))
-        log_cond = jax.nn.log_softmax(self.logits(params, one_hot), axis=-1)
-        return jnp.sum(one_hot * log_cond)
+    def _log_qs(self, params: ModelParams, s: Array, shifts: tuple[int, ...]) -> Array:
+        """``log q((s + c) mod K)`` of the unsymmetrised model for ``c`` in ``shifts``.
 
-    def _shifts(self, s: Array, start: int = 0) -> Array:
-        """``(s + c) mod K`` for ``c = start .. K-1``, stacked: ``(K - start, N)``."""
-        k = self.n_categories
-        return (s[None, :] + jnp.arange(start, k, dtype=s.dtype)[:, None]) % k
+        ``s`` int ``(N,)`` in range. The same function as `logits`, evaluated faster: the
+        stencil's one-hot is never built. Category 0's column of a stencil site is its
+        availability minus the other columns, so ``W_1|D x = A + sum_{k >= 1} [s_j = k]
+        (W_jk - W_j0)`` with ``A = available @ W_.0`` ``(N, H + K)`` shared by all events;
+        the gather moves ``N S`` integers and the product has ``S (K - 1)`` inputs, not
+        ``S K``. For ``K = 2`` the flipped event's product is ``available @ (W_.1 - W_.0)``
+        minus this one: one product serves both shifts of ``q_sym``.
+        """
+        n, k, h = self.n_sites, self.n_categories, self.hidden_size
+        dtype = self._dtype(params)
+        index, available = self._tables()
+        n_stencil = index.shape[1]
+        kernel = params.trainable["input"]["kernel"]
+        w_stencil = kernel[: n_stencil * k].reshape(n_stencil, k, h + k)
+        w_features = kernel[n_stencil * k :]
+        mask = jnp.asarray(available, dtype)  # (N, S)
+        delta = (w_stencil[:, 1:] - w_stencil[:, :1]).reshape(n_stencil * (k - 1), h + k)
+        base = mask @ w_stencil[:, 0]
+
+        def indicators(s_c: Array) -> Array:  # [s_j = k] for k >= 1 at available stencil sites
+            one_hot = jax.nn.one_hot(s_c[index], k, dtype=dtype)[..., 1:]
+            return (one_hot * mask[..., None]).reshape(n, n_stencil * (k - 1))
+
+        events = jnp.stack([(s + c) % k for c in shifts])  # (C, N)
+        if k == 2 and shifts == (0, 1):
+            product = indicators(s) @ delta
+            pre = jnp.stack([base + product, mask @ w_stencil[:, 1] - product])
+        else:
+            pre = base + jax.vmap(indicators)(events) @ delta
+        one_hot = jax.nn.one_hot(events, k, dtype=dtype)  # (C, N, K)
+        pre = pre + jax.vmap(self._all_features)(one_hot) @ w_features
+        logits = self._head(params, pre, params.trainable["site_bias"])
+        return jnp.sum(one_hot * jax.nn.log_softmax(logits, axis=-1), axis=(1, 2))
 
     def _log_mean_exp(self, log_qs: Array) -> Array:
         return jax.nn.logsumexp(log_qs) - jnp.log(jnp.asarray(self.n_categories, log_qs.dtype))
@@ -263,22 +306,11 @@ class LatticeAutoregressive(AbstractDiscreteModel):
             raise ValueError(
                 f"one_hot has shape {one_hot.shape}; expected (n_dim, n_categories) = ({n}, {k})."
             )
-        rows, cols = self.shape
         index, available = self._tables()
         stencil = one_hot[index] * jnp.asarray(available, one_hot.dtype)[..., None]  # (N, S, K)
-        grid = one_hot.reshape(rows, cols, k)
-        row_before = jnp.cumsum(grid, axis=1) - grid
-        row_total = jnp.sum(grid, axis=1)  # (rows, K)
-        above = jnp.concatenate([jnp.zeros_like(row_total[:1]), row_total[:-1]])
-        sites = jnp.arange(n)
-        features = self._features(
-            jnp.cumsum(one_hot, axis=0) - one_hot,
-            row_before.reshape(n, k),
-            jnp.repeat(above, cols, axis=0),
-            sites,
-        )
-        x = jnp.concatenate([stencil.reshape(n, -1), features], axis=-1)
-        return self._conditional_logits(params, x, sites)
+        x = jnp.concatenate([stencil.reshape(n, -1), self._all_features(one_hot)], axis=-1)
+        kernel, site_bias = params.trainable["input"]["kernel"], params.trainable["site_bias"]
+        return self._head(params, x @ kernel, site_bias)
 
     def log_prob(self, params: ModelParams, x: ArrayLike) -> Array:
         """Exact normalised ``log q(x)`` (or ``log q_sym(x)``) of one event, ``-inf`` off-support.
@@ -294,10 +326,10 @@ class LatticeAutoregressive(AbstractDiscreteModel):
         is_valid = jnp.all((s >= 0) & (s < self.n_categories))
         s_safe = jnp.where(is_valid, s, 0)
         if self.symmetric:
-            log_qs = jax.vmap(self._log_q, in_axes=(None, 0))(params, self._shifts(s_safe))
-            log_q = self._log_mean_exp(log_qs)
+            shifts = tuple(range(self.n_categories))
+            log_q = self._log_mean_exp(self._log_qs(params, s_safe, shifts))
         else:
-            log_q = self._log_q(params, s_safe)
+            log_q = self._log_qs(params, s_safe, (0,))[0]
         return jnp.where(is_valid, log_q, -jnp.inf)
 
     def sample_and_log_prob(self, params: ModelParams, key: PRNGKey) -> tuple[Array, Array]:
@@ -341,7 +373,7 @@ class LatticeAutoregressive(AbstractDiscreteModel):
         if not self.symmetric:
             return s, log_q
         shift = jnp.argmax(gumbel[n]).astype(jnp.int32)  # Uniform{0..K-1}
-        others = jax.vmap(self._log_q, in_axes=(None, 0))(params, self._shifts(s, start=1))
+        others = self._log_qs(params, s, tuple(range(1, k)))
         return (s + shift) % k, self._log_mean_exp(jnp.concatenate([log_q[None], others]))
 
     def _sample_sites(self, params: ModelParams, gumbel: Array) -> tuple[Array, Array]:
@@ -349,6 +381,7 @@ class LatticeAutoregressive(AbstractDiscreteModel):
         rows, cols = self.shape
         dtype = self._dtype(params)
         index = jnp.asarray(self._tables()[0])
+        kernel, site_bias = params.trainable["input"]["kernel"], params.trainable["site_bias"]
 
         def step(carry, xs):
             one_hot, before, row_counts, log_q = carry
@@ -358,7 +391,8 @@ class LatticeAutoregressive(AbstractDiscreteModel):
             stencil = one_hot[index[i]].reshape(-1)
             above = jnp.where(row > 0, row_counts[row - 1], 0.0)
             features = self._features(before, row_counts[row], above, i)
-            logits = self._conditional_logits(params, jnp.concatenate([stencil, features]), i)
+            x = jnp.concatenate([stencil, features])
+            logits = self._head(params, x @ kernel, site_bias[i])
             s_i = jnp.argmax(logits + g).astype(jnp.int32)
             log_q = log_q + jax.nn.log_softmax(logits)[s_i]
             e = jax.nn.one_hot(s_i, k, dtype=dtype)
