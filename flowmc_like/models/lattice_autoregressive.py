@@ -210,40 +210,26 @@ class LatticeAutoregressive(AbstractDiscreteModel):
         return s.astype(jnp.int32)
 
     def _log_qs(self, params: ModelParams, s: Array, shifts: tuple[int, ...]) -> Array:
-        """``log q((s + c) mod K)`` of the unsymmetrised model for ``c`` in ``shifts``.
+        """``log q((s + c) mod K)`` of the unsymmetrised model for ``c`` in ``shifts``: ``(C,)``.
 
-        ``s`` int ``(N,)`` in range. The same function as `logits`, evaluated faster: the
-        stencil's one-hot is never built. Category 0's column of a stencil site is its
-        availability minus the other columns, so ``W_1|D x = A + sum_{k >= 1} [s_j = k]
-        (W_jk - W_j0)`` with ``A = available @ W_.0`` ``(N, H + K)`` shared by all events;
-        the gather moves ``N S`` integers and the product has ``S (K - 1)`` inputs, not
-        ``S K``. For ``K = 2`` the flipped event's product is ``available @ (W_.1 - W_.0)``
-        minus this one: one product serves both shifts of ``q_sym``.
+        ``s`` int ``(N,)`` in range. The network of `logits`, with the stencil's one-hot
+        built from a gather of ``N S`` integers (cheaper than gathering one-hot rows), and
+        every shift in one batched product.
         """
-        n, k, h = self.n_sites, self.n_categories, self.hidden_size
-        dtype = self._dtype(params)
         index, available = self._tables()
-        n_stencil = index.shape[1]
-        kernel = params.trainable["input"]["kernel"]
-        w_stencil = kernel[: n_stencil * k].reshape(n_stencil, k, h + k)
-        w_features = kernel[n_stencil * k :]
-        mask = jnp.asarray(available, dtype)  # (N, S)
-        delta = (w_stencil[:, 1:] - w_stencil[:, :1]).reshape(n_stencil * (k - 1), h + k)
-        base = mask @ w_stencil[:, 0]
+        n, k = self.n_sites, self.n_categories
+        dtype = self._dtype(params)
+        mask = jnp.asarray(available, dtype)[..., None]
 
-        def indicators(s_c: Array) -> Array:  # [s_j = k] for k >= 1 at available stencil sites
-            one_hot = jax.nn.one_hot(s_c[index], k, dtype=dtype)[..., 1:]
-            return (one_hot * mask[..., None]).reshape(n, n_stencil * (k - 1))
+        def inputs(s_c: Array, one_hot: Array) -> Array:
+            stencil = jax.nn.one_hot(s_c[index], k, dtype=dtype) * mask  # (N, S, K)
+            return jnp.concatenate([stencil.reshape(n, -1), self._all_features(one_hot)], -1)
 
         events = jnp.stack([(s + c) % k for c in shifts])  # (C, N)
-        if k == 2 and shifts == (0, 1):
-            product = indicators(s) @ delta
-            pre = jnp.stack([base + product, mask @ w_stencil[:, 1] - product])
-        else:
-            pre = base + jax.vmap(indicators)(events) @ delta
         one_hot = jax.nn.one_hot(events, k, dtype=dtype)  # (C, N, K)
-        pre = pre + jax.vmap(self._all_features)(one_hot) @ w_features
-        logits = self._head(params, pre, params.trainable["site_bias"])
+        x = jax.vmap(inputs)(events, one_hot)
+        p = params.trainable
+        logits = self._head(params, x @ p["input"]["kernel"], p["site_bias"])
         return jnp.sum(one_hot * jax.nn.log_softmax(logits, axis=-1), axis=(1, 2))
 
     def _log_mean_exp(self, log_qs: Array) -> Array:
