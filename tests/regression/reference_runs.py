@@ -1,13 +1,14 @@
 """Small runs whose draws are pinned: the same key must give the same draws across refactors.
 
-``python -m tests.regression.reference_runs`` writes ``reference_draws.npz`` next to this file
-from the installed flowmc_like; `tests/regression/test_same_draws.py` reruns every case and
+``python -m tests.regression.reference_runs [case ...]`` writes ``reference_draws.npz`` next to
+this file from the installed flowmc_like (only the named cases are rerun when some are named); `tests/regression/test_same_draws.py` reruns every case and
 compares. Regenerate only for a deliberate change of the draws, and say why in the commit.
 The cases use the public API only, so the file can be produced by any version of the package.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,14 +122,26 @@ def pinned_arrays(result: fm.SamplerResult) -> dict[str, np.ndarray]:
     return {name: np.asarray(value) for name, value in arrays.items()}
 
 
-def main() -> None:
-    stored = {}
-    for name, case in CASES.items():
-        for field, value in pinned_arrays(case()).items():
+def main(names: list[str]) -> None:
+    """Rerun the named cases (all when none is named) and rewrite the reference file.
+
+    Cases not named keep their stored arrays, so a deliberate change to one sampler
+    configuration leaves the others pinned.
+    """
+    unknown = sorted(set(names) - set(CASES))
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; expected some of {sorted(CASES)}")
+    stored: dict[str, np.ndarray] = {}
+    if names and REFERENCE_FILE.exists():
+        with np.load(REFERENCE_FILE) as previous:
+            stored = {key: previous[key] for key in previous.files}
+    for name in names or list(CASES):
+        stored = {key: value for key, value in stored.items() if not key.startswith(name + "/")}
+        for field, value in pinned_arrays(CASES[name]()).items():
             stored[f"{name}/{field}"] = value
     np.savez_compressed(REFERENCE_FILE, **stored)
     print(f"wrote {REFERENCE_FILE} ({len(stored)} arrays)")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

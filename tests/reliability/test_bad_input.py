@@ -209,13 +209,18 @@ COUNT_ARGUMENTS = {
     "batch_size": 1,
     "n_max_examples": 1,
     "global_chunk_size": 1,
-    "n_local_steps": 0,
-    "n_global_steps": 0,
 }
 """Sampler count arguments and their minimum; None is never allowed for them."""
 
-OPTIONAL_COUNT_ARGUMENTS = ("n_training_loops", "n_production_loops", "n_window_loops")
-"""Counts for which None means "the run decides"."""
+OPTIONAL_COUNT_ARGUMENTS = {
+    "n_training_loops": 1,
+    "n_production_loops": 1,
+    "n_window_loops": 1,
+    "n_local_steps": 0,
+    "n_global_steps": 0,
+    "n_variational_steps": 0,
+}
+"""Counts for which None means "the run decides" (by the target or the model's space)."""
 
 FLOAT_ARGUMENTS = {
     "learning_rate": bad_positive_floats,
@@ -274,8 +279,10 @@ def test_bad_counts_are_refused_at_construction(case: tuple[str, Any]) -> None:
 
 @FAST
 @given(
-    case=st.sampled_from(OPTIONAL_COUNT_ARGUMENTS).flatmap(
-        lambda name: st.tuples(st.just(name), bad_counts(1, allow_none=True))
+    case=st.sampled_from(sorted(OPTIONAL_COUNT_ARGUMENTS)).flatmap(
+        lambda name: st.tuples(
+            st.just(name), bad_counts(OPTIONAL_COUNT_ARGUMENTS[name], allow_none=True)
+        )
     )
 )
 def test_bad_optional_counts_are_refused_at_construction(case: tuple[str, Any]) -> None:
