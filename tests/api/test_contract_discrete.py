@@ -20,8 +20,10 @@ def _spins(n_categories=2, n_dim=9, seed=0):
 
 
 def _run(log_prob=ISING.log_prob, x0=None, **overrides):
+    """A tiny discrete run; pre-training off unless asked for (tests/unit/training covers it)."""
     config = {
         **TINY,
+        "n_variational_steps": 0,
         "local_kernel": fm.SiteFlip(n_categories=2),
         "global_model": fm.Autoregressive(n_categories=2, hidden_sizes=(8,)),
         **overrides,
@@ -35,7 +37,7 @@ def test_public_names():
 
 
 def test_discrete_run_through_the_same_result_and_arviz_path():
-    result = _run()
+    result = _run(n_variational_steps=None)  # the default: pre-trained, then the loops
     n_draws = 2 * (5 + 5)
     assert result.samples.shape == (N_CHAINS, n_draws, 9)
     assert result.samples.dtype == np.int32
@@ -109,6 +111,7 @@ def test_pytree_of_integer_leaves():
         **TINY,
         local_kernel=fm.SiteFlip(2),
         global_model=fm.Autoregressive(2, hidden_sizes=(8,)),
+        n_variational_steps=0,
     ).run(jax.random.key(0), x0)
     assert result.samples["spins"].shape == (N_CHAINS, 20, 3, 3)
     assert result.samples["spins"].dtype == np.int32

@@ -1,9 +1,10 @@
 """Small runs whose draws are pinned: the same key must give the same draws across refactors.
 
 ``python -m tests.regression.reference_runs [case ...]`` writes ``reference_draws.npz`` next to
-this file from the installed flowmc_like (only the named cases are rerun when some are named); `tests/regression/test_same_draws.py` reruns every case and
-compares. Regenerate only for a deliberate change of the draws, and say why in the commit.
-The cases use the public API only, so the file can be produced by any version of the package.
+this file from the installed flowmc_like (only the named cases are rerun when some are named);
+`tests/regression/test_same_draws.py` reruns every case and compares. Regenerate only for a
+deliberate change of the draws, and say why in the commit. The cases use the public API only,
+so the file can be produced by any version of the package.
 """
 
 from __future__ import annotations
